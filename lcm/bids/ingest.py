@@ -52,6 +52,7 @@ from lcm.bids.selection import (
 from lcm.bids.summary import (
     build_summary,
     check_summary_files_own,
+    derivatives_without_raw,
     participants_mismatch,
     subjects_without_runs,
     summary_table,
@@ -513,6 +514,8 @@ def ingest(
     result.summary["fmriprep_versions"] = (
         fmriprep_versions(root, included) if kind.voxel and not kind.raw and not files else None
     )
+    if kind.raw and derivatives and not files:
+        derivatives_without_raw(path, derivatives, result.summary["selection"])
     write_manifest(out, df)
     table = summary_table(df, dataset, result.summary["subjects_without_runs"])
     write_summary(out, result.summary, table)

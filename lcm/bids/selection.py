@@ -16,7 +16,14 @@ from typing import Any
 import pandas as pd
 
 from lcm.bids.dataset import part_of
-from lcm.bids.rows import DUPLICATE, NOT_SELECTED, OTHER_ATLAS, OTHER_ECHO, OTHER_PART
+from lcm.bids.rows import (
+    DUPLICATE,
+    NOT_SELECTED,
+    OTHER_ATLAS,
+    OTHER_ECHO,
+    OTHER_PART,
+    OUTPUTS_MISSING,
+)
 from lcm.exceptions import ConfigError
 from lcm.hints import set_to
 from lcm.reason_codes import split_fix, with_fix
@@ -456,7 +463,8 @@ def combine_echoes(manifest: pd.DataFrame, derivatives: bool) -> pd.DataFrame:
     (``other_echo``). A raw run one of whose echoes is excluded for its file (not fetched, a
     bad header, another TR ...) is excluded whole, with that echo's code and fix: fMRIPrep
     reads every echo of the run, and failed on the missing one. In fMRIPrep derivatives the
-    per-echo series (``--me-output-echos``) are excluded; the combined series is the run.
+    per-echo series (``--me-output-echos``) are excluded; the combined series is the run, and
+    a run whose combined series is not there is excluded as ``fmriprep_outputs_missing``.
 
     Parameters
     ----------
@@ -507,7 +515,40 @@ def combine_echoes(manifest: pd.DataFrame, derivatives: bool) -> pd.DataFrame:
         ]
     df.loc[drop, "included"] = False
     df.loc[drop, "reason_code"] = OTHER_ECHO
+    if derivatives:
+        _exclude_runs_without_combined_series(df, runs)
     return df
+
+
+def _exclude_runs_without_combined_series(df: pd.DataFrame, runs: pd.Series) -> None:
+    """Exclude, as its fMRIPrep outputs missing, a run of which derivatives hold per-echo
+    series only (the combined series not fetched or not copied): its echoes were excluded as
+    ``other_echo``, "none needed: the combined series is read", and the run vanished.
+
+    The first echo's row stands for the run (its key without the echo, as in raw datasets);
+    ``df``'s echo rows are excluded already (``other_echo``); their code and reason are replaced.
+    """
+    combined = set(df.loc[df["echo"].fillna("").astype(str) == "", "run_key"].astype(str))
+    lone = runs[~runs.isin(combined)]
+    if lone.empty:
+        return
+    number = pd.to_numeric(df.loc[lone.index, "echo"], errors="coerce")
+    first = number.groupby(lone).transform("min") == number
+    for index, run in lone.items():
+        series = f"{run}_space-..._desc-preproc_bold"
+        if first[index]:
+            df.loc[index, ["run_key", "echo", "reason_code"]] = [run, "", OUTPUTS_MISSING]
+            df.loc[index, "reason"] = with_fix(
+                f"fMRIPrep derivatives hold per-echo series of {run} (--me-output-echos) but "
+                f"not its combined series {series}, the run read",
+                "copy the combined series fMRIPrep wrote beside the echoes with them, or run "
+                "fMRIPrep for the subject again",
+            )
+        else:
+            df.loc[index, "reason"] = with_fix(
+                f"per-echo series of {run} (fMRIPrep --me-output-echos)",
+                f"none needed for the echo: see {run}, excluded for want of its combined series",
+            )
 
 
 # Exclusions of an echo that leave its run whole: the user's selection, a second copy of the

@@ -40,6 +40,63 @@ def summary_paths(manifest: str | Path) -> tuple[Path, Path]:
     return Path(ingest_summary(manifest, ".json")), Path(ingest_summary(manifest, ".tsv"))
 
 
+def derivatives_without_raw(
+    raw: str | Path, derivatives: str | Path, selection: Mapping[str, Any] | None = None
+) -> list[str]:
+    """The subjects of an fMRIPrep folder that have no folder in the raw dataset, warned of.
+
+    A dataset entering as raw BIDS takes its subjects from the raw folder: one whose
+    derivatives are there but whose raw folder is not (not copied, renamed) was left out of
+    the cohort without a word.
+
+    Parameters
+    ----------
+    raw : str or Path
+        The raw dataset's root.
+    derivatives : str or Path
+        Its fMRIPrep derivatives root (a missing folder gives none).
+    selection : mapping, optional
+        The participant selection (``{"participants": {"include": [...], "exclude": [...]}}``):
+        subjects it leaves out are not named.
+
+    Returns
+    -------
+    list of str
+        Their labels, without ``sub-``.
+    """
+
+    def labels(root: str | Path) -> set[str]:
+        root = Path(root)
+        if not root.is_dir():
+            return set()
+        return {p.name.removeprefix("sub-") for p in root.glob("sub-*") if p.is_dir()}
+
+    chosen = (selection or {}).get("participants") or {}
+    include, exclude = set(chosen.get("include") or []), set(chosen.get("exclude") or [])
+    missing = sorted(
+        s
+        for s in labels(derivatives) - labels(raw)
+        if (not include or s in include) and s not in exclude
+    )
+    if missing:
+        shown = ", ".join(f"sub-{s}" for s in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        log.warning(
+            "%d subject(s) of the fMRIPrep derivatives %s have no folder in the raw dataset %s, "
+            "whose subjects are the cohort's: %s%s are not in it. Fix: copy their raw folders "
+            "into %s, or, to read the derivatives alone, make the dataset entry: fmriprep with "
+            "path %s (config/README.md)",
+            len(missing),
+            derivatives,
+            raw,
+            shown,
+            more,
+            raw,
+            derivatives,
+        )
+    return missing
+
+
 def participants_mismatch(root: str | Path, subjects_with_data: list[str]) -> dict[str, Any]:
     """Compare ``participants.tsv`` with the ``sub-*`` folders (reported, never fatal).
 

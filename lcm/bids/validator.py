@@ -443,7 +443,7 @@ def exclude_invalid_runs(
             f"BIDS validator error {what} at {err['location']}"
             + (f": {err['message']}" if err["message"] else "")
             + (" (this run's file)" if named.any() else " (in this subject's folder)"),
-            f"correct {err['location']} as the validator says, or {skip_hint(setting)}",
+            f"{_correction(err, root)}, or {skip_hint(setting)}",
         )
         code[hit] = f"{VALIDATOR}:{err['code']}"
     hit = out != ""
@@ -451,6 +451,25 @@ def exclude_invalid_runs(
     df.loc[hit, "reason_code"] = code[hit]
     df.loc[hit, "reason"] = out[hit]
     return df
+
+
+def _correction(err: dict[str, Any], root: str | Path) -> str:
+    """What to correct in the file a validator error names: a JSON file that begins with a
+    byte-order mark (as Windows editors save UTF-8) is refused as "not valid UTF-8", which it
+    is; the mark, not the text, is what to remove."""
+    location = err["location"]
+    if err["code"] == "INVALID_JSON_ENCODING":
+        try:
+            with open(Path(root) / location.lstrip("/"), "rb") as fh:
+                bom = fh.read(3) == b"\xef\xbb\xbf"
+        except OSError:
+            bom = False
+        if bom:
+            return (
+                f"remove the byte-order mark (BOM) that {location} begins with: save it as "
+                "UTF-8 without BOM (its text is UTF-8; the validator refuses the mark)"
+            )
+    return f"correct {location} as the validator says"
 
 
 def _grouped(

@@ -7,15 +7,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from lcm.catalogue import generated_header, parse_variable
 from lcm.exceptions import ConfigError
 from lcm.io.atomic import write_text
-from lcm.store.coding import generated_columns
+from lcm.store.coding import SHOWN, column_of, generated_columns
 from lcm.store.phenotype import is_missing, read_sidecar, read_table
 
 log = logging.getLogger(__name__)
+
+# The column of subject labels BIDS names in participants.tsv, and the coding reads.
+ID_COLUMN = "participant_id"
 
 
 def catalogue_with(
@@ -60,6 +64,7 @@ def catalogue_with(
     # The store's reader: a table it cannot read (not UTF-8, not a table) is refused here, with
     # its reason; read as empty, it gave a coding of no column and a misleading error later.
     table = read_table(phenotype)
+    _check_id_column(table, phenotype)
     variables = raw.setdefault("variables", {})
     for task in (tasks or {}).values():
         label, positive = task["label"], task.get("positive")
@@ -80,7 +85,11 @@ def catalogue_with(
         variables[label] = {"kind": "binary", "domain": "clinical"}
         variables[label]["levels"] = [negative, positive]
         log.info("task label %r: binary variable of %s, levels %s", label, phenotype, levels)
-    named = {v: parse_variable(path, v, variables[v]) for v in variables if v in table.columns}
+    named = {
+        v: parse_variable(path, v, variables[v])
+        for v in variables
+        if column_of(v, table.columns) is not None
+    }
     columns, left_out = generated_columns(named, table, read_sidecar(phenotype))
     own = (
         f"give a catalogue of your own with --config-file (variables: my_variables.yaml, with "
@@ -103,11 +112,28 @@ def catalogue_with(
             dataset,
             own,
         )
+    if not columns and not left_out:
+        # Said, as a column left out is: the store would keep every participant without a
+        # variable, and pretraining would have nothing of theirs to predict.
+        others = [c for c in table.columns if c != ID_COLUMN]
+        log.warning(
+            "%s: no column is named like a catalogue variable (%s; catalogue %s: %s): %r is "
+            "stored without variables. To store them, rename the columns as the catalogue "
+            "names them, or %s",
+            phenotype,
+            f"columns {', '.join(map(repr, others))}" if others else "no column but ids",
+            path,
+            ", ".join(variables),
+            dataset,
+            own,
+        )
     for name, spec in columns.items():
+        if spec["column"] != name:
+            log.info("%s: column %r read as catalogue variable %r", phenotype, spec["column"], name)
         if "map" in spec:
             codes = ", ".join(f"{code} -> {level}" for code, level in spec["map"].items())
-            log.info("%s: column %r read as catalogue levels: %s", phenotype, name, codes)
-    raw.setdefault("datasets", {})[dataset] = {"id_column": "participant_id", "columns": columns}
+            log.info("%s: column %r read as catalogue levels: %s", phenotype, spec["column"], codes)
+    raw.setdefault("datasets", {})[dataset] = {"id_column": ID_COLUMN, "columns": columns}
     target = out / "variables.yaml"
     out.mkdir(parents=True, exist_ok=True)
     # ASCII, as yaml.safe_dump writes: the file is read back in the locale's encoding.
@@ -119,3 +145,22 @@ def catalogue_with(
     )
     log.info("catalogue %s has no coding for %s: wrote %s", path, dataset, target)
     return str(target)
+
+
+def _check_id_column(table: pd.DataFrame, phenotype: str) -> None:
+    """Refuse, before anything runs, a table without the ``participant_id`` column the coding
+    names: the store refused it only after every subject's connectomes, pointing at the
+    ``variables.yaml`` that lcm run rewrites. ``"participant_id "`` (a spreadsheet's trailing
+    space) is named as such."""
+    if ID_COLUMN in table.columns:
+        return
+    near = [c for c in table.columns if str(c).strip().casefold() == ID_COLUMN]
+    said = f" (its column {near[0]!r} is named so up to spaces or case)" if near else ""
+    shown = ", ".join(repr(c) for c in table.columns[:SHOWN])
+    raise ConfigError(
+        f"Phenotype table {phenotype} has no {ID_COLUMN!r} column{said}: its columns are "
+        f"{shown}{' ...' if len(table.columns) > SHOWN else ''}.",
+        hint=f"Name the column of subject labels exactly {ID_COLUMN} (sub-01, ...), as BIDS "
+        "asks, or give a catalogue of your own with --config-file (variables: "
+        "my_variables.yaml, with datasets.<name>.id_column naming it).",
+    )

@@ -11,12 +11,14 @@ import argparse
 import json
 import logging
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lcm.bids.dataset import is_derivative, read_dataset_description
+from lcm.bids.nifti_header import sniff_image
 from lcm.catalogue import RUN_MARK
 from lcm.commands._run_config import config_section
 from lcm.commands._run_snakemake import snakemake_hint
@@ -84,6 +86,7 @@ def dataset_entry(
     if args.task:
         dataset["task"] = args.task
     phenotype = Path(dataset["phenotype"])
+    _check_fetched(phenotype)
     if not phenotype.is_file():
         raise ConfigError(
             f"No phenotype table: {phenotype} does not exist (BIDS only recommends "
@@ -92,6 +95,22 @@ def dataset_entry(
             f"give datasets.{name}.phenotype in a --config-file. " + snakemake_hint(args),
         )
     return dataset
+
+
+def _check_fetched(phenotype: Path) -> None:
+    """Refuse a phenotype table DataLad has not fetched, naming the ``datalad get`` to run: a
+    dangling git-annex symlink was refused as not existing though ``ls`` lists it, and an
+    unlocked file's pointer went on to be read as a table of one column."""
+    if phenotype.is_symlink() and not phenotype.exists():
+        state = "a symlink to content that is not present (a DataLad/git-annex file not fetched)"
+    elif phenotype.is_file() and sniff_image(phenotype) == "annex_pointer":
+        state = "a git-annex pointer file, not its content (an unlocked DataLad file not fetched)"
+    else:
+        return
+    raise ConfigError(
+        f"Phenotype table {phenotype} is {state}.",
+        hint=f"Run `datalad get {shlex.quote(str(phenotype))}` and try again.",
+    )
 
 
 def _check_bids_root(bids: Path, args: argparse.Namespace) -> None:

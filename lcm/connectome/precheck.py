@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lcm.bids.nifti_header import sniff_image
 from lcm.connectome.confounds import (
     confound_columns,
     read_confounds_metadata,
@@ -62,7 +63,8 @@ def check_strategy(
     -------
     pathlib.Path or None
         The confounds file checked; ``None`` when there is none to check (no included run, or
-        its confounds are missing: that run is then excluded with its own reason).
+        its confounds are missing or not fetched: that run is then excluded with its own
+        reason).
 
     Raises
     ------
@@ -78,6 +80,10 @@ def check_strategy(
         path = confounds_of(first["path"], str(first["run_key"]))
     except AmbiguousDerivativesError:
         return None  # two fMRIPrep versions' tables: the fMRIPrep stage excludes the run
+    if sniff_image(path) == "annex_pointer":
+        # An unlocked git-annex table not fetched: its pointer line, read as the header,
+        # refused every strategy for the whole dataset; the run's own check says `datalad get`.
+        return None
     try:
         columns = list(pd.read_csv(path, sep="\t", nrows=0).columns)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):

@@ -13,7 +13,7 @@ from pathlib import Path
 from lcm import reason_codes
 from lcm.bids.dataset import CONFIG_KEYS, part_of, read_dataset_description
 from lcm.bids.fmriprep_version import subject_fmriprep_version
-from lcm.bids.nifti_header import UnreadableHeader, read_bold_header
+from lcm.bids.nifti_header import UnreadableHeader, read_bold_header, sniff_image
 from lcm.bids.rows import CIFTI_ENDING, OUTPUTS_MISSING, cifti_only, not_in_space
 from lcm.bids.runs import RunIds
 from lcm.bids.sidecars import UNREADABLE, NotFetched, entities_of, read_json_object
@@ -535,6 +535,15 @@ def find_run_derivatives(
             missing.append(str(side))
     if not confounds.is_file():
         missing.append(f"{_lacking(confounds)} (or {CONFOUNDS_SUFFIXES[1][1:]} of fMRIPrep < 20.2)")
+    # Unlocked git-annex files not fetched are short text pointers: read as a table or an
+    # image, the run was excluded later for what the text is not (a confounds table of 0
+    # rows "from another run"), never with `datalad get`.
+    for found in ([bold] if candidates else []) + [mask, confounds]:
+        if found.is_file() and sniff_image(found) == "annex_pointer":
+            missing.append(
+                f"{found} (a git-annex pointer, its content not fetched: run "
+                f"`datalad get {shlex.quote(str(found))}`)"
+            )
     if side.is_file():
         # Ingest's reader: UTF-8 whatever the locale, a byte-order mark skipped (a sidecar
         # ingest accepted was refused here), an unreadable file said so, not a traceback.
@@ -866,20 +875,22 @@ def _missing_reason(
     settings as the user gave them (:func:`check_subject_derivatives`): the fix named
     ``ingest.select.<dataset>`` unfilled and ``--derivatives`` to either user."""
     what = f"fMRIPrep outputs for space {space!r} missing in {deriv_root}: {'; '.join(lacking)}"
-    if cifti and any("_desc-preproc_bold.nii" in item for item in lacking):
+    # A BOLD there but not fetched (its item names `datalad get`) is no BOLD to make again.
+    no_bold = any("_desc-preproc_bold.nii" in i and "datalad get" not in i for i in lacking)
+    if cifti and no_bold:
         what += f"; {cifti_only(cifti[0])}"
     leave_out = "or leave the subject out" + (
         f" ({part_of(keys['select'], 'participants.exclude')})" if "select" in keys else ""
     )
     legacy = Path(deriv_root) / "fmriprep"
-    if any("_desc-preproc_bold.nii" in item for item in lacking) and legacy.is_dir():
+    if no_bold and legacy.is_dir():
         # fMRIPrep's legacy layout (<out>/fmriprep/sub-X): the outputs are one folder down.
         point = f" ({set_to(keys['derivatives'], legacy)})" if "derivatives" in keys else ""
         fix = (
             f"{legacy} is there, fMRIPrep's legacy output layout: point the dataset's "
             f"derivatives at it{point}, {leave_out}"
         )
-    elif any("_desc-preproc_bold.nii" in item for item in lacking):
+    elif no_bold:
         # fMRIPrep writes both when asked: the CIFTI outputs need not be given up.
         both = " (--cifti-output may stay: fMRIPrep writes both)" if cifti else ""
         fix = (

@@ -11,6 +11,7 @@ reason, instead of stopping the store on a coding the user never wrote.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -46,6 +47,25 @@ class LeftOut(NamedTuple):
         return f"column {self.column!r} (values {shown}{more}): {self.reason}"
 
 
+def column_of(variable: str, columns: Iterable[str]) -> str | None:
+    """The column of a participants table that holds ``variable``: the one of its name, else
+    the one column named so up to case (``Age``, ``Sex``: BIDS only recommends lowercase, and
+    such a table had no variable stored, without a word); ``None`` when there is none.
+
+    Parameters
+    ----------
+    variable : str
+        A catalogue variable's name.
+    columns : iterable of str
+        The table's column names.
+    """
+    names = list(columns)
+    if variable in names:
+        return variable
+    same = [c for c in names if str(c).casefold() == variable.casefold()]
+    return same[0] if len(same) == 1 else None
+
+
 def generated_columns(
     variables: dict[str, Variable], table: pd.DataFrame, sidecar: dict[str, Any] | None = None
 ) -> tuple[dict[str, dict[str, Any]], list[LeftOut]]:
@@ -66,20 +86,22 @@ def generated_columns(
     Returns
     -------
     (dict, list of LeftOut)
-        ``{variable: {"column": name[, "map": {code: level}]}}``, every value of which the
+        ``{variable: {"column": name[, "map": {code: level}]}}`` (the column named like the
+        variable, up to case: :func:`column_of`), every value of which the
         store reads, and the columns left out, each with its reason.
     """
     columns: dict[str, dict[str, Any]] = {}
     left_out: list[LeftOut] = []
     for name, var in variables.items():
-        if name not in table.columns:
+        column = column_of(name, table.columns)
+        if column is None:
             continue
         values = tuple(
-            dict.fromkeys(v.strip() for v in table[name].astype(str) if not is_missing(v))
+            dict.fromkeys(v.strip() for v in table[column].astype(str) if not is_missing(v))
         )
-        spec: dict[str, Any] = {"column": name}
+        spec: dict[str, Any] = {"column": column}
         if not var.is_numeric:
-            mapping, unknown = _level_map(var, values, _described(sidecar, name))
+            mapping, unknown = _level_map(var, values, _described(sidecar, column))
             if unknown:
                 shown = ", ".join(repr(v) for v in unknown[:SHOWN])
                 reason = (
@@ -87,28 +109,28 @@ def generated_columns(
                     f"({', '.join(var.levels)})"
                     + ("" if sidecar else ", and no participants.json describes the codes")
                 )
-                left_out.append(LeftOut(name, values, reason))
+                left_out.append(LeftOut(column, values, reason))
                 continue
             if any(code != level for code, level in mapping.items()):
                 spec["map"] = mapping
-        coding = ColumnCoding(name, map=spec.get("map", {}))
-        declared = declared_units(sidecar, name)
+        coding = ColumnCoding(column, map=spec.get("map", {}))
+        declared = declared_units(sidecar, column)
         try:
             units = column_units(var, coding, declared)
         except UnitsMismatch as exc:
-            left_out.append(LeftOut(name, values, f"{exc.reason} {exc.hint}"))
+            left_out.append(LeftOut(column, values, f"{exc.reason} {exc.hint}"))
             continue
-        bad = unreadable_cells(table[name], var, coding, units)
+        bad = unreadable_cells(table[column], var, coding, units)
         if bad:
             more = f" (and {len(bad) - 1} more row(s))" if len(bad) > 1 else ""
             reason = f"row {bad[0].row}, value {bad[0].value!r}: {bad[0].reason}{more}"
             if var.is_numeric and var.units and declared is None and "outside" in bad[0].reason:
                 # An age in months out of the range of years: the units may be what is wrong.
                 reason += (
-                    f' (participants.json gives no "Units" for {name!r}: if its values are '
+                    f' (participants.json gives no "Units" for {column!r}: if its values are '
                     f'not in {var.units}, say which there, e.g. "Units": "months")'
                 )
-            left_out.append(LeftOut(name, values, reason))
+            left_out.append(LeftOut(column, values, reason))
             continue
         columns[name] = spec
     return columns, left_out

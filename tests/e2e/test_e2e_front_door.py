@@ -488,6 +488,30 @@ def test_a_dataset_without_participants_tsv_is_refused_first(tmp_path: Path) -> 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.hostile
+@pytest.mark.parametrize("form", ["locked", "unlocked"])
+def test_a_participants_tsv_datalad_has_not_fetched_is_refused_with_datalad_get(
+    tmp_path: Path, form: str
+) -> None:
+    """A DataLad dataset whose participants.tsv is not fetched: its dangling annex symlink was
+    refused as not existing (though ``ls`` lists it), and an unlocked file's pointer was read
+    as a table; both now name the ``datalad get`` to run."""
+    bids = _study(tmp_path)
+    table = bids / "participants.tsv"
+    table.unlink()
+    key = ".git/annex/objects/Xk/Pq/MD5E-s90--0a1b.tsv/MD5E-s90--0a1b.tsv"
+    if form == "locked":
+        table.symlink_to(key)
+    else:
+        table.write_text("/annex/objects/MD5E-s90--0a1b.tsv\n")
+    with pytest.raises(ConfigError, match=r"participants.tsv is .*not fetched") as info:
+        run_cmd.build_config(
+            parse("study", "out", "participant", *DERIVATIVES), tmp_path, tmp_path / "out"
+        )
+    assert f"datalad get {table}" in (info.value.hint or "")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("named", [True, False], ids=["entry_named", "other_name"])
 def test_a_folder_of_roi_series_as_bids_dir_points_at_snakemake(
     tmp_path: Path, named: bool
@@ -868,6 +892,68 @@ def test_the_generated_coding_reads_common_codings_and_leaves_out_what_does_not_
     args = parse("study", "out", "group", "--config-file", "tasks.yaml", *DERIVATIVES)
     with pytest.raises(ConfigError, match=r"Task 'sx': its label's column 'sex' \(values '1', '3'"):
         run_cmd.build_config(args, tmp_path, tmp_path / "out")
+
+
+def test_the_generated_coding_reads_capitalised_columns_and_warns_of_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """participants.tsv with ``Age`` and ``Sex`` columns (as many releases write them): the
+    coding lcm run wrote had no column, and every participant was stored without a variable,
+    with no word in any log."""
+    bids = _study(tmp_path)
+    pheno = bids / "participants.tsv"
+    pheno.write_text("participant_id\tAge\tSex\nsub-01\t30\tm\nsub-02\t31\tF\n")
+    args = parse("study", "out", "participant", *DERIVATIVES)
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    coding = yaml.safe_load(Path(config["variables"]).read_text())["datasets"]["study"]
+    assert coding["columns"]["age"] == {"column": "Age"}
+    assert coding["columns"]["sex"]["column"] == "Sex"
+    table = read_phenotype(pheno, "study", load_catalogue(config["variables"]))
+    assert table["age"].tolist() == [30.0, 31.0] and table["sex"].tolist() == ["M", "F"]
+    assert "column 'Age' read as catalogue variable 'age'" in caplog.text
+    # No column named like any variable: said, naming the columns and the fix.
+    pheno.write_text("participant_id\tgender\tyears\nsub-01\tm\t30\nsub-02\tf\t31\n")
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert yaml.safe_load(Path(config["variables"]).read_text())["datasets"]["study"] == {
+        "id_column": "participant_id",
+        "columns": {},
+    }
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        "no column is named like a catalogue variable (columns 'gender', 'years'" in w
+        and "stored without variables" in w
+        for w in warned
+    ), warned
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [
+        ("participant_id ", "its column 'participant_id ' is named so up to spaces or case"),
+        ("subject_id", "its columns are 'subject_id', 'age'"),
+    ],
+    ids=["trailing_space", "other_name"],
+)
+def test_a_participants_tsv_without_participant_id_is_refused_before_anything_runs(
+    tmp_path: Path, header: str, said: str
+) -> None:
+    """A spreadsheet's ``participant_id `` header (or another name): lcm run wrote a coding
+    whose id_column the table lacks, and the store refused it after every subject's
+    connectomes, pointing at the variables.yaml that lcm run rewrites."""
+    bids = _study(tmp_path)
+    (bids / "participants.tsv").write_text(f"{header}\tage\r\nsub-01\t30\r\nsub-02\t31\r\n")
+    args = parse("study", "out", "participant", *DERIVATIVES)
+    with pytest.raises(
+        ConfigError, match=r"participants.tsv has no 'participant_id' column"
+    ) as info:
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert said in str(info.value)
+    assert "exactly participant_id" in (info.value.hint or "")
+    assert not (tmp_path / "out" / "variables.yaml").exists()
 
 
 def test_the_generated_coding_reads_participants_json_units(

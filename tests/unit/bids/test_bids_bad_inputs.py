@@ -309,6 +309,21 @@ def test_a_manifest_inside_the_raw_dataset_is_refused_before_anything_is_written
         assert ingest("tiny", "bids", root, out)["included"].tolist() == [True]
 
 
+def test_a_sidecar_with_a_byte_order_mark_is_told_to_lose_the_mark(tmp_path: Path) -> None:
+    """A sidecar saved by a Windows editor (UTF-8 with BOM): the validator's "JSON files must
+    be valid UTF-8 encoded text" and "correct it as the validator says" sent the user after
+    text that is valid UTF-8; the mark is what the validator refuses."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
+    side = root / "sub-01" / "func" / "sub-01_task-rest_run-1_bold.json"
+    side.write_bytes(b"\xef\xbb\xbf" + json.dumps({"RepetitionTime": 2.0}).encode())
+    df = ingest_dataset("tiny", "bids", root, validate=True).manifest
+    bad = _row(df, "sub-01_task-rest_run-1")
+    assert not bad["included"] and bad["reason_code"] == "validator:INVALID_JSON_ENCODING"
+    location = "/sub-01/func/sub-01_task-rest_run-1_bold.json"
+    assert f"Fix: remove the byte-order mark (BOM) that {location} begins with" in bad["reason"]
+    assert _row(df, "sub-02_task-rest_run-1")["included"]
+
+
 def test_a_validator_exclusion_says_what_the_validator_found_wrong(tmp_path: Path) -> None:
     """The reason kept only the first line of the code's generic message ("Invalid JSON sidecar
     file ..."): the issue's own words ("must be number") were dropped, so it never said why."""

@@ -311,6 +311,38 @@ def test_per_echo_fmriprep_outputs_leave_the_combined_series_as_the_run(tmp_path
     assert all("per-echo series" in r for r in others["reason"])
 
 
+def test_per_echo_fmriprep_outputs_without_the_combined_series_exclude_the_run(
+    tmp_path: Path,
+) -> None:
+    """Derivatives copied with their per-echo series but not the combined one: every echo was
+    excluded as other_echo, "none needed: the combined series is read", and the run was gone
+    from the cohort without a word of what was missing."""
+    from helpers.connectome import SPACE, make_fmriprep_run, save_nifti
+
+    deriv = tmp_path / "deriv"
+    files = make_fmriprep_run(deriv, "sub-01_task-rest_run-1", n_vol=40)
+    make_fmriprep_run(deriv, "sub-01_task-rest_run-2", n_vol=40)
+    func = files["bold"].parent
+    for run in (1, 2):
+        for echo in (2, 1):
+            name = f"sub-01_task-rest_run-{run}_echo-{echo}_space-{SPACE}_desc-preproc_bold"
+            save_nifti(func / f"{name}.nii.gz", np.zeros((4, 4, 3, 40), dtype=np.int16), t_r=2.0)
+            write_json(func / f"{name}.json", {"RepetitionTime": 2.0})
+    for path in func.glob(f"sub-01_task-rest_run-1_space-{SPACE}_desc-preproc_bold.*"):
+        path.unlink()
+    df = ingest_dataset("me", "fmriprep", deriv).manifest.set_index("run_key")
+    assert df.index[df["included"]].tolist() == ["sub-01_task-rest_run-2"]
+    run = df.loc["sub-01_task-rest_run-1"]
+    assert run["reason_code"] == "fmriprep_outputs_missing" and run["echo"] == ""
+    assert Path(run["path"]).name.startswith("sub-01_task-rest_run-1_echo-1_")
+    assert "not its combined series sub-01_task-rest_run-1_space-" in run["reason"]
+    assert "none needed" not in run["reason"]
+    echo = df.loc["sub-01_task-rest_run-1_echo-2"]
+    assert echo["reason_code"] == "other_echo" and "see sub-01_task-rest_run-1" in echo["reason"]
+    # Run 2 keeps its combined series: its echoes are other_echo, as before.
+    assert "is the run, and is read" in df.loc["sub-01_task-rest_run-2_echo-1", "reason"]
+
+
 def test_subjects_changed_since_the_cache_are_told_apart(tmp_path: Path) -> None:
     """What the workflow plan reruns with ingest: the subjects whose files changed since it ran.
 

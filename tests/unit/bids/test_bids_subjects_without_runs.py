@@ -57,3 +57,33 @@ def test_subjects_without_runs_are_listed_in_the_summary(
     assert NO_RUNS in shown and "sub-03, sub-04" in shown
     runs = included_runs("tiny", "bids", root, selection=sel)
     assert sorted(r["sub"] for r in runs) == ["01", "02"]
+
+
+def test_subjects_with_derivatives_but_no_raw_folder_are_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A raw dataset whose fMRIPrep folder holds subjects it lacks (raw folders not copied):
+    they were left out of the cohort without a word. A selection of participants (which names
+    raw subjects only) is the cohort asked for: nothing to say then."""
+    from helpers.connectome import make_fmriprep_run
+
+    root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
+    deriv = tmp_path / "fmriprep"
+    for sub in ("01", "02", "07", "08"):
+        make_fmriprep_run(deriv, f"sub-{sub}_task-rest_run-1")
+    out = tmp_path / "out" / "manifest.parquet"
+
+    def warned(selection: Selection | None = None) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="lcm"):
+            df = ingest(
+                "tiny", "bids", root, out, derivatives=deriv, selection=selection, validate=False
+            )
+        assert "01" in set(df.loc[df["included"], "subject"])
+        return [r.getMessage() for r in caplog.records if "no folder in the raw" in r.getMessage()]
+
+    said = warned()
+    assert len(said) == 1, caplog.text
+    assert f"fMRIPrep derivatives {deriv} have no folder in the raw dataset {root}" in said[0]
+    assert ": sub-07, sub-08 are not in it" in said[0] and "entry: fmriprep" in said[0]
+    assert warned(Selection.from_config({"participants": {"include": ["01"]}})) == []

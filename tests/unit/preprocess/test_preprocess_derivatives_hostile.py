@@ -67,6 +67,17 @@ def test_strategy_check_leaves_two_versions_to_the_fmriprep_stage(tmp_path: Path
     assert check_strategy("ds", manifest, "24P") is None
 
 
+def test_strategy_check_leaves_confounds_not_fetched_to_the_fmriprep_stage(tmp_path: Path) -> None:
+    """The first run's confounds an unlocked git-annex file not fetched: its pointer line, read
+    as the header, refused the strategy for the whole dataset ("confounds lack the columns ...
+    Regenerate them with fMRIPrep"); the run's own check says `datalad get`."""
+    files = make_fmriprep_run(tmp_path / "deriv", KEY, n_vol=20)
+    manifest = pd.DataFrame({"path": [str(files["bold"])], "run_key": [KEY], "included": [True]})
+    assert check_strategy("ds", manifest, "24P") == files["confounds"]
+    files["confounds"].write_text("/annex/objects/MD5E-s27--0a1b2c3d.tsv\n")
+    assert check_strategy("ds", manifest, "24P") is None
+
+
 def test_run_without_brain_mask_is_recorded_for_live_voxels(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -178,6 +189,26 @@ def test_an_unreadable_preprocessed_sidecar_excludes_its_run_with_read_access_as
     said = f"{denied} (sidecar {files['sidecar'].name} cannot be read (Permission denied))"
     assert said in reason
     assert "Fix: Give the user running lcm read access to the file(s) named above" in reason
+
+
+@pytest.mark.parametrize("which", ["confounds", "bold", "mask"])
+def test_an_unlocked_annex_image_or_confounds_not_fetched_says_datalad_get(
+    tmp_path: Path, which: str
+) -> None:
+    """Unlocked git-annex derivatives not fetched are pointer lines: confounds were read as a
+    table of 0 rows ("from another run or fMRIPrep version") and a BOLD as an image it is not;
+    `datalad get` was the fix, and a BOLD that is there is no BOLD to make again."""
+    files = make_fmriprep_run(tmp_path / "deriv", KEY, n_vol=20)
+    files[which].write_text("/annex/objects/MD5E-s27--0a1b2c3d\n")
+    found, excluded = check_subject_derivatives(tmp_path / "deriv", [run_ids_from_name(KEY)], SPACE)
+    assert found == []
+    code, reason = excluded[KEY]
+    assert code == "fmriprep_outputs_missing"
+    assert (
+        f"{files[which]} (a git-annex pointer, its content not fetched: run "
+        f"`datalad get {files[which]}`)" in reason
+    )
+    assert "--output-spaces" not in reason and "Fix: The BOLD in space" in reason
 
 
 def test_an_unlocked_annex_sidecar_not_fetched_says_datalad_get(tmp_path: Path) -> None:

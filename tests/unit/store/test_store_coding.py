@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from lcm.catalogue import Variable
-from lcm.store.coding import generated_columns
+from lcm.store.coding import column_of, generated_columns
 
 SEX = Variable("sex", "binary", "sociodemographic", levels=("F", "M"))
 AUTISM = Variable("autism", "binary", "clinical", levels=("control", "autism"))
@@ -45,3 +45,23 @@ def test_continuous_values_are_checked_as_the_store_checks_them() -> None:
     assert left_out[0].reason == "row 4, value '2-3': not a number for continuous variable 'age'."
     columns, left_out = generated_columns({"age": AGE}, _table(age=["30", "-999", "41.5"]))
     assert columns == {"age": {"column": "age"}} and not left_out
+
+
+def test_a_column_named_like_a_variable_up_to_case_is_read() -> None:
+    """``Age``/``Sex`` columns (BIDS only recommends lowercase names) matched no variable: the
+    coding lcm run wrote had no column, and no variable was stored, without a word."""
+    table = _table(Age=["30", "41.5", "n/a"], Sex=["1", "2", "1"])
+    sidecar = {"Sex": {"Levels": {"1": "male", "2": "female"}}}
+    columns, left_out = generated_columns({"age": AGE, "sex": SEX}, table, sidecar)
+    assert columns == {
+        "age": {"column": "Age"},
+        "sex": {"column": "Sex", "map": {"1": "M", "2": "F"}},
+    }
+    assert not left_out
+    # A value that does not fit names the table's own column.
+    _, left_out = generated_columns({"age": AGE}, _table(Age=["30", "old"]))
+    assert [x.column for x in left_out] == ["Age"]
+    # The column of the variable's own name wins; two that differ only in case are ambiguous.
+    assert column_of("age", ["Age", "age"]) == "age"
+    assert column_of("age", ["Age", "AGE"]) is None
+    assert column_of("age", ["participant_id", "ages"]) is None
