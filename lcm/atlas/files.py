@@ -4,7 +4,8 @@ A user atlas is a label NIfTI plus a TSV with columns ``index`` and ``name`` (on
 non-zero label). A TemplateFlow atlas is looked up in a local ``$TEMPLATEFLOW_HOME`` tree
 (:func:`templateflow_atlas`). ROI time series and precomputed connectomes need no image: a
 labels table alone makes a *labels-only* atlas (:func:`labels_only_atlas`; names, optional
-``index``, ``x``/``y``/``z`` coordinates and ``network``), refused where voxels are parcellated.
+``index``, ``x``/``y``/``z`` coordinates and ``network``; not a FreeSurfer colour table, which
+names more labels than an atlas holds), refused where voxels are parcellated.
 
 One reader reads every table, with an image or without (:func:`_labels_cells`): a header by
 its column names, headerless ``<index><TAB><name>`` rows, or one name per line (nilearn's lists).
@@ -68,7 +69,7 @@ def labels_only_atlas(
     ------
     AtlasError
         Missing or unreadable file, no names, repeated names or indices, non-numeric
-        coordinates.
+        coordinates; a FreeSurfer colour table (:func:`_refuse_lookup_alone`).
     """
     path = Path(labels)
     if not path.is_file():
@@ -76,11 +77,37 @@ def labels_only_atlas(
             f"Atlas {name!r}: labels file not found: {path}",
             hint=f"Check {setting_names(names)['labels']}.",
         )
-    table = _named_columns(*_labels_cells(path), path)
+    cells, header = _labels_cells(path)
+    if LOOKUP in cells.columns:
+        _refuse_lookup_alone(name, path, len(cells), names)
+    table = _named_columns(cells, header, path)
     if "index" not in table.columns:
         table.insert(0, "index", np.arange(1, len(table) + 1))  # the file's order
     files = (str(path.resolve()),)
     return Atlas(name=name, img=None, labels=table, space=NO_SPACE, files=files)
+
+
+def _refuse_lookup_alone(
+    name: str, path: Path, n_rows: int, names: Mapping[str, str] | None
+) -> None:
+    """Refuse a FreeSurfer colour table (:data:`LOOKUP`) given without its image.
+
+    Such a table names the labels it knows (FreeSurferColorLUT.txt: over a thousand), not the
+    ones an atlas holds; with an image its other rows are left out (:func:`load_label_files`).
+    Alone, every row was a region, and each dataset's ROI time series or connectomes were then
+    refused for their column count, the data blamed. The image says which rows are regions;
+    without it, a table of the atlas's regions does.
+    """
+    keys = setting_names(names)
+    raise AtlasError(
+        f"Atlas {name!r}: labels table {path} is a FreeSurfer colour table ({n_rows} rows of "
+        "'index name R G B [A]', as FreeSurferColorLUT.txt), given without an atlas image: a "
+        "colour table names the labels it has colours for, not which of them are the atlas's "
+        "regions, so the regions cannot be told from it alone.",
+        hint=f"Give the atlas image too ({keys['path']}): the table's rows of labels the image "
+        f"lacks are left out. Or, for ROI-level data without an image, set {keys['labels']} to "
+        "a table of the atlas's regions only, rows <index><TAB><name>.",
+    )
 
 
 # A header's column names (lower case) that name the ROIs: ``name`` (TemplateFlow, nilearn),

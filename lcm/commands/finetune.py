@@ -13,7 +13,7 @@ from lcm.catalogue import Variable, load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
 from lcm.commands._outputs import record_together
 from lcm.commands._sources import existing, named_store, store_sources
-from lcm.commands._stopped import WritingStopped
+from lcm.commands._stopped import Stopped, WritingStopped, one_runs_set
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, InputDataError, OutputOwnershipError
@@ -239,6 +239,16 @@ def run(args: argparse.Namespace) -> int:
     int
         The exit code, 0: errors are raised, not returned (:func:`lcm.cli.main` maps them).
     """
+    # Installed first, as lcm pretrain's: a SIGTERM at the cohort's or the checkpoint's load
+    # (a SLURM time limit) ended the job at once, not a line in its log. The training steps'
+    # own handler names the step; the outputs' writes have WritingStopped.
+    nothing = f"nothing was written in {args.out_dir}"
+    with Stopped("lcm finetune", "checking the settings", nothing) as stopped:
+        return _run(args, stopped)
+
+
+def _run(args: argparse.Namespace, stopped: Stopped) -> int:
+    """:func:`run` within its SIGTERM handler, ``stopped`` told what is being done."""
     # Imported here: every `lcm` call builds all parsers, and torch takes seconds to import.
     from lcm.evaluate.tasks import Task
     from lcm.model.checkpoint import load_checkpoint
@@ -266,7 +276,9 @@ def run(args: argparse.Namespace) -> int:
     # Refused before the load too: a folder holding others' files, a record that could not be
     # written (a user's history.json).
     check_out_dir(args.out_dir, "lcm finetune", CHECKPOINT_FILES)
+    stopped.doing = f"loading the cohort of {args.dataset} ({args.atlas}) from {args.store}"
     cohort = load_cohort(args.store, args.atlas, [args.dataset], catalogue)
+    stopped.doing = f"loading the checkpoint {args.checkpoint}"
     # Refuse a checkpoint of another atlas, ROI count, ROI order or catalogue before any training,
     # naming the store (named_store).
     _, meta = load_checkpoint(
@@ -277,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
         catalogue=catalogue,
         data=named_store(args.store),
     )
+    stopped.doing = f"checking the {args.label!r} labels of {args.dataset}"
     if args.dataset in ((meta.get("data") or {}).get("datasets") or []):
         log.warning(
             "checkpoint %s was pretrained on %s: its subjects were seen in pretraining, so no "
@@ -307,6 +320,11 @@ def run(args: argparse.Namespace) -> int:
         roi_names=list(cohort.roi_names),
         catalogue=catalogue,
     )
+    files = [Path(args.out_dir) / name for name in CHECKPOINT_FILES]
+    # Outside the training steps (their handler says more): setting up (the pseudo-labels),
+    # before the writes (WritingStopped), which leave one run's set (lcm.io.output_set).
+    stopped.doing = "finetuning, outside its training steps (setting up)"
+    stopped.left = one_runs_set(files)
     # Claimed (refused if it holds others' files) and locked against a concurrent run.
     with training_out_dir(args.out_dir, "lcm finetune", CHECKPOINT_FILES):
         # Subjects, not rows: the pseudo-label threshold and the probe's penalty are chosen on
@@ -325,7 +343,6 @@ def run(args: argparse.Namespace) -> int:
             # without its own.
             return record_together(outputs, sources)
 
-        files = [Path(args.out_dir) / name for name in CHECKPOINT_FILES]
         # A SIGTERM here exits through the set (the training steps' handler is gone by now).
         with WritingStopped("lcm finetune", files):
             out = clf.save(args.out_dir, record=record)

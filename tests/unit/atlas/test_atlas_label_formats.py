@@ -116,6 +116,29 @@ def test_a_freesurfer_colour_lut_names_the_labels_its_image_holds(tmp_path: Path
         load_atlas("mine", _image(tmp_path, [17, 60]), labels)
 
 
+def test_a_freesurfer_colour_lut_without_its_image_is_refused_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    """Without an image (labels only), every row of FreeSurferColorLUT.txt was a region: which
+    of its labels the data's ROIs are cannot be told from the table."""
+    rows = [(0, "Unknown"), (2, "Left-Cerebral-White-Matter"), (17, "Left-Hippocampus")]
+    rows += [(1000 + k, f"ctx-lh-region{k}") for k in range(1, 36)]
+    text = "#$Id: FreeSurferColorLUT.txt,v 1.105 $\n\n#No. Label Name:   R   G   B   A\n\n"
+    text += "".join(f"{i:>5}  {n:<40}{i % 256:>4} 20  30  0\n" for i, n in rows)
+    path = tmp_path / "FreeSurferColorLUT.txt"
+    path.write_text(text)
+    names = {"path": "--atlas-path", "labels": "--atlas-labels"}
+    with pytest.raises(AtlasError, match="FreeSurfer colour table") as refused:
+        load_atlas("mine", labels=str(path), names=names)
+    assert str(path) in str(refused.value) and "without an atlas image" in str(refused.value)
+    assert "--atlas-path" in refused.value.hint and "<index><TAB><name>" in refused.value.hint
+    # The atlas's own regions as index<TAB>name rows are read as they are.
+    own = tmp_path / "regions.tsv"
+    own.write_text("".join(f"{i}\t{n}\n" for i, n in rows[1:]))
+    atlas = load_atlas("mine", labels=str(own), names=names)
+    assert atlas.labels["index"].tolist() == [i for i, _ in rows[1:]]
+
+
 @pytest.mark.parametrize(
     ("name", "text", "match", "fix"),
     [
