@@ -1,8 +1,9 @@
 """SIGTERM while a verb works or writes its output set: an orderly exit, said in the log.
 
-``lcm finetune`` (outside its training steps, whose own handler names the step), ``lcm
-embed``, ``lcm evaluate`` and ``lcm report`` had no handler at their writes: a SIGTERM (a SLURM
-time limit, ``scancel``) ended the process at once, no ``finally`` ran, and
+``lcm finetune`` (outside its training steps, whose own handler names the step: its cohort's
+and checkpoint's load, its set-up, its writes), ``lcm embed``, ``lcm evaluate`` and ``lcm
+report`` once had no handler there: a SIGTERM (a SLURM time limit, ``scancel``) ended the
+process at once, no ``finally`` ran, and
 :func:`lcm.io.output_set.written_together` could not put the earlier run's files back (new
 files beside the earlier run's records, or none). ``lcm pretrain`` had a handler of its own,
 saying what it was doing (the cohort's load, hours) and what was written. :class:`Stopped` is
