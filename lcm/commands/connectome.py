@@ -101,7 +101,8 @@ example:
       --manifest results/ingest/bidsdemo/manifest.parquet --out qc/bidsdemo.tsv
 
 With no QC file (every run of the dataset was excluded at ingest), it stops with one line naming
-the dataset and the exclusion reasons the manifest gives.
+the dataset and the exclusion reasons the manifest gives. Give one dataset's QC files: those of
+several are written into one table all the same, with a warning naming each dataset's files.
 """
 
 

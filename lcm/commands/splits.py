@@ -32,8 +32,17 @@ from lcm.store.splits import (
 log = logging.getLogger(__name__)
 
 # How this verb names the evaluate settings of a task's folds (lcm.evaluate.splits
-# .setting_names): its options; under a workflow rule, the config's evaluate keys.
-SETTINGS_NAMES = {"n_folds": "--n-folds", "seeds": "--repeats"}
+# .setting_names): its options; under a workflow rule, the config's evaluate keys. The split
+# and the label fractions are no options of its own: a task's table holds both schemes and
+# every labelled subject, and `lcm evaluate` picks the scheme and draws the fractions inside
+# its training folds, so they are named as that verb takes them (its --settings' keys), not
+# as the config's evaluate keys a command-line user never wrote.
+SETTINGS_NAMES = {
+    "n_folds": "--n-folds",
+    "seeds": "--repeats",
+    "split": "lcm evaluate --settings' split",
+    "label_fractions": "lcm evaluate --settings' label_fractions",
+}
 
 EXAMPLE = """examples:
   # the folds `lcm evaluate --splits` uses for a task (one cross-validation per repeat)
@@ -255,7 +264,7 @@ def _task_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, dict]:
         raise ConfigError(
             f"lcm splits --task {args.task}: --schemes {' '.join(args.schemes)} does not apply "
             "to a task's folds, which hold the subject scheme and, where every subject has a "
-            "site, leave_site_out (the task's evaluate.split picks one).",
+            f"site, leave_site_out ({said['split']} picks one).",
             hint="Leave out --schemes with --task (or drop --task for the pretraining splits).",
         )
     if not args.label or not args.catalogue or len(args.datasets) != 1:

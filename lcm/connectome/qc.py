@@ -257,7 +257,8 @@ def collect_qc(
     Parameters
     ----------
     paths : list of str or Path
-        The dataset's per-run QC JSONs.
+        The dataset's per-run QC JSONs (those of several datasets are written all the same,
+        with a warning: :func:`warn_mixed_datasets`).
     out : str or Path
         The QC TSV to write.
     names : mapping of str to str, optional
@@ -281,12 +282,63 @@ def collect_qc(
         When windowed FC was asked for and no included run is as long as one window.
     """
     records = [read_qc_json(p) for p in paths]
+    warn_mixed_datasets(records, paths, out)
     df = qc_frame(records)
     check_windows(df, str(out))
     warn_mixed_resolutions(df, {**CONFIG_KEYS, **(names or {})}["space"])
     warn_mixed_fmriprep_versions(records)
     write_tsv(out, df)
     return df
+
+
+def warn_mixed_datasets(
+    records: list[dict[str, Any]], paths: list[str | Path], out: str | Path
+) -> dict[str, list[str]]:
+    """Warn when the QC records collected into one table are of several datasets.
+
+    The connectome stage collects each dataset's records into a table of its own (the
+    ``connectome_collect`` rule, per dataset); ``lcm connectome collect`` writes whatever
+    records it is given. A table of several is not refused: ``lcm store`` stores only its
+    ``--dataset``'s rows of it (:func:`lcm.store.writer.dataset_rows`). But it is not the
+    dataset's table the store and the report expect, and the warnings of a table (mixed
+    resolutions, fMRIPrep versions) count its datasets' runs together, so the datasets and
+    the files of their records are named.
+
+    Parameters
+    ----------
+    records : list of dict
+        Per-run QC records (:func:`read_qc_json`), in the order of ``paths``.
+    paths : list of str or Path
+        Their files.
+    out : str or Path
+        The QC table written, named in the warning.
+
+    Returns
+    -------
+    dict
+        ``{dataset: [file, ...]}`` of the records.
+    """
+    files: dict[str, list[str]] = {}
+    for record, path in zip(records, paths, strict=True):
+        files.setdefault(str(record.get("dataset")), []).append(str(path))
+    if len(files) > 1:
+        log.warning(
+            "%s: the QC records collected are of %d datasets (%s), written into one table. "
+            "The connectome stage writes one QC table per dataset; lcm store reads only its "
+            "--dataset's rows of this one. Collect each dataset's records into a table of its "
+            "own (lcm connectome collect --qc <that dataset's QC JSONs> --out <its table>), or "
+            "pass only the records of the dataset meant.",
+            out,
+            len(files),
+            "; ".join(f"{name}: {_files(theirs)}" for name, theirs in sorted(files.items())),
+        )
+    return files
+
+
+def _files(paths: list[str], limit: int = 3) -> str:
+    shown = ", ".join(paths[:limit])
+    more = len(paths) - limit
+    return f"{len(paths)} record(s), {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 def warn_mixed_fmriprep_versions(records: list[dict[str, Any]]) -> dict[str, list[str]]:

@@ -57,8 +57,9 @@ class Fold(tuple):
 
 # The config's keys of the evaluate settings that the fold messages name, unless told how the
 # user gave them: a command passes its own names (lcm.commands.evaluate: keys of --settings,
-# lcm.commands.splits: its options), as for a task's label (lcm.evaluate.tasks); under a
-# workflow rule they are these keys.
+# lcm.commands.splits: its options, and lcm evaluate's --settings' keys for the split and the
+# label fractions, which it takes no option for), as for a task's label (lcm.evaluate.tasks);
+# under a workflow rule they are these keys.
 SETTING_KEYS = {
     "n_folds": "evaluate.n_folds",
     "seeds": "evaluate.seeds",

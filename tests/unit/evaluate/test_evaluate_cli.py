@@ -393,19 +393,30 @@ def test_an_unknown_evaluate_key_gets_its_likely_key(tmp_path, rule: list[str], 
 
 
 @pytest.mark.parametrize(
-    ("rule", "folds", "repeats"),
+    ("rule", "folds", "repeats", "split"),
     [
-        ([], "Lower --n-folds", "List each --repeats entry once."),
-        (["--rule", "splits"], "Lower evaluate.n_folds", "List each evaluate.seeds entry once."),
+        (
+            [],
+            "Lower --n-folds",
+            "List each --repeats entry once.",
+            "(lcm evaluate --settings' split picks one)",
+        ),
+        (
+            ["--rule", "splits"],
+            "Lower evaluate.n_folds",
+            "List each evaluate.seeds entry once.",
+            "(evaluate.split picks one)",
+        ),
     ],
     ids=["command_line", "rule"],
 )
 def test_lcm_splits_names_the_folds_and_repeats_as_given(
-    store, tmp_path, rule: list[str], folds: str, repeats: str
+    store, tmp_path, rule: list[str], folds: str, repeats: str, split: str
 ):
     """`lcm splits --task` told a command-line user to lower evaluate.n_folds and to list each
     evaluate.seeds entry once: config keys it never wrote (its options are --n-folds and
-    --repeats); a workflow rule's job still names the config's keys."""
+    --repeats); a workflow rule's job still names the config's keys. The split is no option
+    of lcm splits (its table holds both schemes): named as `lcm evaluate` takes it."""
     from lcm.cli import build_parser
 
     argv = [*rule, "splits", "--store", str(store["root"]), "--atlas", "toy"]
@@ -420,6 +431,29 @@ def test_lcm_splits_names_the_folds_and_repeats_as_given(
     with pytest.raises(ConfigError, match=r"--repeats must be distinct") as info:
         args.func(args)
     assert info.value.hint == repeats
+    args = build_parser().parse_args([*argv, "--schemes", "subject"])
+    with pytest.raises(ConfigError, match="does not apply to a task's folds") as info:
+        args.func(args)
+    assert split in str(info.value) and "task's evaluate.split" not in str(info.value)
+
+
+def test_lcm_splits_names_the_split_and_fractions_as_lcm_evaluate_takes_them():
+    """`lcm splits` has no option for the split nor the label fractions (`lcm evaluate` picks
+    the scheme of its table and draws the fractions): a fix reached through its names said
+    "set evaluate.split: subject" on the command line; it names lcm evaluate's --settings'
+    keys, spelt as that verb spells them."""
+    from lcm.commands.evaluate import SETTINGS_NAMES as EVALUATE_NAMES
+    from lcm.commands.splits import SETTINGS_NAMES
+    from lcm.evaluate.splits import setting_names
+    from lcm.hints import set_to
+
+    said = setting_names(SETTINGS_NAMES)
+    for key in ("split", "label_fractions"):
+        assert said[key] == f"lcm evaluate {EVALUATE_NAMES[key]}"
+    assert set_to(said["split"], "subject") == 'lcm evaluate --settings\' split to "subject"'
+    assert set_to(said["label_fractions"], [1.0]) == (
+        "lcm evaluate --settings' label_fractions to [1.0]"
+    )
 
 
 @pytest.mark.parametrize(
