@@ -275,9 +275,6 @@ def collect_qc(
     ------
     InputDataError
         A QC JSON that cannot be read (:func:`read_qc_json`).
-
-    Raises
-    ------
     ConfigError
         When windowed FC was asked for and no included run is as long as one window.
     """
