@@ -141,13 +141,18 @@ def run(args: argparse.Namespace) -> int:
     if args.task:
         splits, settings = _task_splits(args)
     else:
+        from lcm.evaluate.splits import setting_names
+
+        # The fixes name --n-folds, or under a rule the config's evaluate.n_folds; the store
+        # said "n_folds", which neither user wrote.
+        said = setting_names(None if getattr(args, "rule", None) else SETTINGS_NAMES)
         runs = read_runs(args.store, args.atlas, list(args.datasets))
         schemes = args.schemes or _default_schemes(runs, args.n_folds)
         if args.label:
             runs = _with_label(runs, args.store, args.label)
-            splits = _labelled_splits(runs, args.label, args.n_folds, args.seed, schemes)
+            splits = _labelled_splits(runs, args.label, args.n_folds, args.seed, schemes, said)
         else:
-            splits = make_splits(runs, args.n_folds, args.seed, tuple(schemes))
+            splits = make_splits(runs, args.n_folds, args.seed, tuple(schemes), names=said)
         settings = {k: getattr(args, k) for k in ("atlas", "datasets", "n_folds", "seed", "label")}
         settings["schemes"] = list(schemes)
     write_splits(args.out, splits, provenance={"settings": settings})
@@ -321,7 +326,12 @@ def _with_label(runs: pd.DataFrame, store: str, label: str) -> pd.DataFrame:
 
 
 def _labelled_splits(
-    runs: pd.DataFrame, label: str, n_folds: int, seed: int, schemes: list[str]
+    runs: pd.DataFrame,
+    label: str,
+    n_folds: int,
+    seed: int,
+    schemes: list[str],
+    names: dict[str, str],
 ) -> pd.DataFrame:
     """:func:`make_splits` with the subject folds stratified by ``label``'s labelled subjects.
 
@@ -345,22 +355,29 @@ def _labelled_splits(
     tables = []
     others = [s for s in schemes if s != "subject"]
     if others:
-        tables.append(make_splits(runs, n_folds, seed, tuple(others)))
+        tables.append(make_splits(runs, n_folds, seed, tuple(others), names=names))
     if "subject" in schemes:
-        tables.append(_subject_scheme(subjects, labelled, stratum, n_folds, seed))
+        tables.append(_subject_scheme(subjects, labelled, stratum, n_folds, seed, names))
     out = pd.concat(tables, ignore_index=True)
     out = out.sort_values(["scheme", "dataset", "subject"], kind="stable")
     return out.reset_index(drop=True)[list(COLUMNS)]
 
 
 def _subject_scheme(
-    subjects: pd.DataFrame, labelled: np.ndarray, stratum: np.ndarray, n_folds: int, seed: int
+    subjects: pd.DataFrame,
+    labelled: np.ndarray,
+    stratum: np.ndarray,
+    n_folds: int,
+    seed: int,
+    names: dict[str, str],
 ) -> pd.DataFrame:
     """Subject folds: the labelled subjects stratified, the others dealt round the folds."""
     frames = []
     if labelled.any():
         with_stratum = subjects[labelled].assign(stratum=stratum)
-        frames.append(make_splits(with_stratum, n_folds, seed, ("subject",), label="stratum"))
+        frames.append(
+            make_splits(with_stratum, n_folds, seed, ("subject",), label="stratum", names=names)
+        )
     rest = subjects[~labelled][["dataset", "subject", "site"]]
     rest = rest.assign(site=rest["site"].fillna("")).astype(str)
     if len(rest):

@@ -171,7 +171,8 @@ def subject_folds(
     _check_classes(y, groups, n_folds, names)
     labels = subject_labels(y, groups)
     runs = _subjects_frame(groups).assign(label=labels.reindex(groups).to_numpy())
-    table = make_splits(runs, n_folds, seed, ("subject",), label="label")
+    said = setting_names(names)
+    table = make_splits(runs, n_folds, seed, ("subject",), label="label", names=said)
     return folds_from_table(table, groups, "subject", seed)
 
 
@@ -608,7 +609,8 @@ def task_split_table(
         schemes.append("leave_site_out")
     elif not one_site:
         frame["site"] = ""  # a subject at two sites: no site-level scheme for this task
-    return make_repeated_splits(frame, n_folds, master_seed, repeats, schemes, label="label")
+    said = setting_names(names)
+    return make_repeated_splits(frame, n_folds, master_seed, repeats, schemes, "label", said)
 
 
 def folds_from_table(

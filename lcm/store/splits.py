@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,7 @@ def make_splits(
     seed: int = 0,
     schemes: tuple[str, ...] | list[str] = SCHEMES,
     label: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Assign every subject to one test fold per scheme.
 
@@ -73,6 +74,8 @@ def make_splits(
         Any of ``"subject"``, ``"site"``, ``"leave_site_out"``.
     label : str, optional
         Column to stratify the ``subject`` folds by (the diagnosis of a downstream task).
+    names : mapping of str to str, optional
+        How the user gave the folds' setting, named in the fixes (:func:`n_folds_name`).
 
     Returns
     -------
@@ -118,9 +121,10 @@ def make_splits(
     for scheme in schemes:
         if scheme == "subject":
             strata = table[label].astype(str).to_numpy() if label else None
-            folds, k = subject_fold_ids(keys, strata, n_folds, seed, label), n_folds
+            folds, k = subject_fold_ids(keys, strata, n_folds, seed, label, names), n_folds
         else:
-            folds, k = site_fold_ids(site_keys, n_folds if scheme == "site" else None, seed)
+            k_site = n_folds if scheme == "site" else None
+            folds, k = site_fold_ids(site_keys, k_site, seed, names)
         frames.append(
             table[["dataset", "subject", "site"]].assign(
                 scheme=scheme, seed=seed, n_folds=k, fold=folds
@@ -159,6 +163,7 @@ def make_repeated_splits(
     repeats: list[int] | tuple[int, ...],
     schemes: tuple[str, ...] | list[str] = SCHEMES,
     label: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """:func:`make_splits` once per repeat, the ``seed`` column holding the repeat.
 
@@ -167,7 +172,7 @@ def make_repeated_splits(
 
     Parameters
     ----------
-    subjects, n_folds, schemes, label
+    subjects, n_folds, schemes, label, names
         As for :func:`make_splits`.
     master_seed : int
         Workflow seed.
@@ -180,7 +185,9 @@ def make_repeated_splits(
         Columns :data:`COLUMNS`; ``seed`` is the repeat.
     """
     frames = [
-        make_splits(subjects, n_folds, split_seed(master_seed, r), schemes, label).assign(seed=r)
+        make_splits(subjects, n_folds, split_seed(master_seed, r), schemes, label, names).assign(
+            seed=r
+        )
         for r in repeats
     ]
     return pd.concat(frames, ignore_index=True)
@@ -192,6 +199,7 @@ def subject_fold_ids(
     n_folds: int,
     seed: int,
     label: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> np.ndarray:
     """Subject-level (stratified) K-fold: the test fold of each subject.
 
@@ -206,6 +214,8 @@ def subject_fold_ids(
         Seed of the shuffle.
     label : str, optional
         Name of the stratifying variable, for messages.
+    names : mapping of str to str, optional
+        How the user gave the folds' setting, named in the fixes (:func:`n_folds_name`).
 
     Returns
     -------
@@ -221,7 +231,7 @@ def subject_fold_ids(
     if len(keys) < n_folds:
         raise InputDataError(
             f"Cannot split {len(keys)} subjects into {n_folds} subject-level folds.",
-            hint="Lower n_folds or add subjects.",
+            hint=_fewer_folds(names, len(keys), "add subjects"),
         )
     # Sorting first makes the folds independent of the order the subjects came in.
     order = np.argsort(keys, kind="stable")
@@ -234,7 +244,7 @@ def subject_fold_ids(
             raise InputDataError(
                 f"Cannot stratify {n_folds} folds by {label or 'the label'!r}: its rarest level "
                 f"has {smallest} subjects.",
-                hint="Lower n_folds or drop stratification.",
+                hint=_fewer_folds(names, smallest, "drop stratification"),
             )
         cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(x, y)
     else:
@@ -476,7 +486,12 @@ def _check_sites(table: pd.DataFrame, schemes: list[str]) -> None:
     )
 
 
-def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tuple[np.ndarray, int]:
+def site_fold_ids(
+    site_keys: np.ndarray,
+    n_folds: int | None,
+    seed: int,
+    names: Mapping[str, str] | None = None,
+) -> tuple[np.ndarray, int]:
     """Whole sites per fold: one fold per site (``n_folds=None``), or ``n_folds`` balanced ones.
 
     Balanced folds are built largest site first, each into the fold with the fewest subjects so
@@ -493,6 +508,8 @@ def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tupl
     seed : int
         Seed of the site shuffle: the fold number of each site (leave-one-site-out), or of
         each group of sites and the ties between sites and folds (balanced folds).
+    names : mapping of str to str, optional
+        How the user gave the folds' setting, named in the fixes (:func:`n_folds_name`).
 
     Returns
     -------
@@ -514,7 +531,7 @@ def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tupl
         raise InputDataError(
             f"Cannot split {len(sizes)} site(s) {sizes.index.tolist()[:10]} into {n_folds} "
             "site-level folds.",
-            hint="Lower n_folds, or use the leave_site_out or subject scheme.",
+            hint=_fewer_folds(names, len(sizes), "use the leave_site_out or subject scheme"),
         )
     # Shuffle, then largest site first into a currently smallest fold (balanced). The stable
     # sort and the first-smallest fold undid the shuffle wherever sizes differ: every seed gave
@@ -530,3 +547,34 @@ def site_fold_ids(site_keys: np.ndarray, n_folds: int | None, seed: int) -> tupl
     number = rng.permutation(n_folds)
     fold_of = {site: int(number[fold]) for site, fold in fold_of.items()}
     return site_key.map(fold_of).to_numpy(dtype=np.int64), n_folds
+
+
+def n_folds_name(names: Mapping[str, str] | None = None) -> str:
+    """The folds' setting as the user gave it: ``names["n_folds"]``, else ``n_folds``.
+
+    ``lcm splits`` passes its names (``--n-folds``, or under a workflow rule the config's
+    ``evaluate.n_folds``: :func:`lcm.evaluate.splits.setting_names`); a Python caller that
+    passes none set the ``n_folds`` argument.
+
+    Parameters
+    ----------
+    names : mapping of str to str, optional
+        Setting to the name the user gave it by.
+
+    Returns
+    -------
+    str
+    """
+    return (names or {}).get("n_folds", "n_folds")
+
+
+def _fewer_folds(names: Mapping[str, str] | None, most: int, other: str) -> str:
+    """Lower the folds' setting to ``most`` or fewer, or do ``other``; only ``other`` when
+    ``most`` is under 2, which no number of folds can be.
+
+    "Lower X to N", not :func:`lcm.hints.set_to`'s "X N": the fix is a bound, and the phrase
+    reads alike for an option, a config key and a key inside a JSON option.
+    """
+    if most < 2:
+        return f"{other[0].upper()}{other[1:]}."
+    return f"Lower {n_folds_name(names)} to {most} or fewer, or {other}."

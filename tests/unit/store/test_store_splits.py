@@ -498,3 +498,42 @@ def test_a_task_with_no_labelled_subject_says_so(
     err = capfd.readouterr().err
     assert "no subject of dataset 'ten' has a value of 'dx' (10 run(s))" in err, err
     assert "one class only" not in err and "column for 'dx'" in err
+
+
+@pytest.mark.parametrize(
+    ("rule", "name"),
+    [([], "--n-folds"), (["--rule", "splits"], "evaluate.n_folds")],
+    ids=["command_line", "rule"],
+)
+def test_lcm_splits_without_task_names_the_folds_as_given(
+    tmp_path: Path, rule: list[str], name: str
+) -> None:
+    """`lcm splits` without --task told its user to "Lower n_folds": a name they never wrote
+    (their option is --n-folds; under a workflow rule, the config's evaluate.n_folds)."""
+    from lcm.cli import build_parser
+    from lcm.store.splits import site_fold_ids
+
+    store = _sited_store(tmp_path, {"ten": 10})
+    # 2 'pat' subjects: 3 folds cannot stratify by dx.
+    dx = ["pat" if i < 2 else "ctl" for i in range(10)]
+    labels = pd.DataFrame({"subject": [f"{i:02d}" for i in range(10)], "site": "S0", "dx": dx})
+    write_variables(store, "ten", labels, DX)
+    argv = [*rule, "splits", "--store", str(store), "--atlas", "toy", "--datasets", "ten"]
+    argv += ["--schemes", "subject", "--out", str(tmp_path / "s.parquet")]
+    cases = [
+        (["--n-folds", "12"], "Cannot split 10 subjects into 12", "add subjects"),
+        (["--n-folds", "3", "--label", "dx"], "Cannot stratify 3 folds", "drop stratification"),
+    ]
+    for options, message, other in cases:
+        args = build_parser().parse_args([*argv, *options])
+        with pytest.raises(InputDataError, match=message) as info:
+            args.func(args)
+        most = 10 if other == "add subjects" else 2
+        assert info.value.hint == f"Lower {name} to {most} or fewer, or {other}."
+    # Balanced site folds name it as passed, and the argument without names.
+    for names, said in (({"n_folds": name}, name), (None, "n_folds")):
+        with pytest.raises(InputDataError, match=r"Cannot split 2 site\(s\)") as info:
+            site_fold_ids(np.array(["a", "b", "a"]), 3, 0, names)
+        assert info.value.hint == (
+            f"Lower {said} to 2 or fewer, or use the leave_site_out or subject scheme."
+        )
