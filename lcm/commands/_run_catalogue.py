@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from lcm.catalogue import generated_header, parse_variable
+from lcm.catalogue import generated_header, load_catalogue, parse_variable
 from lcm.exceptions import ConfigError
 from lcm.io.atomic import write_text
 from lcm.store.coding import SHOWN, column_of, generated_columns
-from lcm.store.phenotype import is_missing, read_sidecar, read_table
+from lcm.store.phenotype import check_duplicate_ids, is_missing, read_sidecar, read_table
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ def catalogue_with(
     phenotype: str,
     out: Path,
     tasks: dict[str, dict[str, Any]] | None = None,
+    scanned: set[str] | None = None,
 ) -> str:
     """The variable catalogue, with a coding for ``dataset`` added when it has none.
 
@@ -53,6 +54,10 @@ def catalogue_with(
         OUTPUT_DIR, absolute.
     tasks : dict, optional
         The config's tasks of ``dataset``, by name.
+    scanned : set of str, optional
+        Labels of the subjects that may have connectomes (BIDS_DIR's): a repeated
+        participant ID the store would refuse is refused now (its rule:
+        :func:`lcm.store.phenotype.check_duplicate_ids`), not after every connectome.
     """
     path = Path(catalogue)
     try:
@@ -144,6 +149,9 @@ def catalogue_with(
         generated_header(path, dataset) + "\n" + notes + yaml.safe_dump(raw, sort_keys=False),
     )
     log.info("catalogue %s has no coding for %s: wrote %s", path, dataset, target)
+    # Read by the coding just written, as the store reads it: the store refused a repeated ID
+    # only after every subject's connectomes.
+    check_duplicate_ids(phenotype, dataset, load_catalogue(target), scanned)
     return str(target)
 
 

@@ -351,7 +351,7 @@ def build_config(args: argparse.Namespace, cwd: Path, out: Path) -> dict[str, An
     check_container_files(config, cwd, source)
     tasks = {k: v for k, v in (config.get("tasks") or {}).items() if v["dataset"] == name}
     config["variables"] = catalogue_with(
-        config["variables"], name, dataset["phenotype"], out, tasks
+        config["variables"], name, dataset["phenotype"], out, tasks, subject_labels(bids)
     )
     return validate_config(config, source=source)
 

@@ -394,6 +394,59 @@ def read_phenotype(
         values the catalogue cannot read (in the rows that count), in one error: file, row
         (the file's line), column, value and rule of each.
     """
+    out, bad_ids, bad, left_out, _ = _read_rows(path, dataset, catalogue, scanned, setting)
+    if bad_ids or bad:
+        # IDs and values in one error: a file with several bad IDs took one run per ID.
+        error = _bad_cells_error(bad, path, bad_ids)
+        if bad:
+            error.hint = (error.hint or "") + _generated_hint(catalogue, dataset, path)
+        raise error
+    return out[~left_out].reset_index(drop=True)
+
+
+def check_duplicate_ids(
+    path: str | Path, dataset: str, catalogue: Catalogue, scanned: set[str] | None = None
+) -> None:
+    """Refuse, before anything is built, the repeated participant IDs :func:`read_phenotype`
+    would refuse after every connectome: by its rule, so rows alike in every value read,
+    and (with ``scanned``) rows of participants without scans, still pass.
+
+    Its logs are left to the store, which reads the file again.
+
+    Parameters
+    ----------
+    path : path-like
+        TSV or CSV phenotype table.
+    dataset : str
+        Dataset name (its coding is looked up in ``catalogue``).
+    catalogue : Catalogue
+    scanned : set of str, optional
+        Subject labels that may have connectomes, as :func:`read_phenotype` takes them.
+
+    Raises
+    ------
+    InputDataError
+        Naming the file, each repeated ID, its line and the line it repeats, and the fix.
+    """
+    log.disabled = True
+    try:
+        _, bad_ids, _, _, repeated = _read_rows(path, dataset, catalogue, scanned, None)
+    finally:
+        log.disabled = False
+    duplicates = [c for c in bad_ids if c.row in repeated]
+    if duplicates:
+        raise _bad_cells_error([], path, duplicates)
+
+
+def _read_rows(
+    path: str | Path,
+    dataset: str,
+    catalogue: Catalogue,
+    scanned: set[str] | None,
+    setting: str | None,
+) -> tuple[pd.DataFrame, list[BadCell], list[BadCell], np.ndarray, set[int]]:
+    """:func:`read_phenotype`'s reading: its typed rows, the bad IDs and values that stop it,
+    the rows left out, and the file lines of the repeated IDs."""
     coding = catalogue.coding(dataset)
     setting = setting or f"datasets.{dataset}.phenotype"
     # Data row i is line i + 2 of the file, blank lines counted.
@@ -443,13 +496,7 @@ def read_phenotype(
         bad = [c for c in bad if not dropped[c.row - 2]]
     if scanned is not None and bad:
         bad = _drop_unscanned(bad, out["subject"], scanned, path, dataset, skipped | dropped)
-    if bad_ids or bad:
-        # IDs and values in one error: a file with several bad IDs took one run per ID.
-        error = _bad_cells_error(bad, path, bad_ids)
-        if bad:
-            error.hint = (error.hint or "") + _generated_hint(catalogue, dataset, path)
-        raise error
-    return out[~(skipped | dropped)].reset_index(drop=True)
+    return out, bad_ids, bad, skipped | dropped, {r + 2 for r in repeats}
 
 
 def _lines(rows: list[int]) -> str:

@@ -956,6 +956,28 @@ def test_a_participants_tsv_without_participant_id_is_refused_before_anything_ru
     assert not (tmp_path / "out" / "variables.yaml").exists()
 
 
+@pytest.mark.hostile
+def test_a_repeated_participant_id_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """sub-02 listed twice with different ages: lcm run started, and the store refused the
+    table after every subject's connectomes. Refused now by the store's own rule, naming the
+    file, the ID, its lines and the fix; rows alike in every value read still pass, and so
+    do the rows of a participant without a folder in BIDS_DIR."""
+    bids = _study(tmp_path)
+    rows = "sub-01\t30\nsub-02\t31\nsub-03\t32\nsub-02\t35\nsub-04\t33\n"
+    (bids / "participants.tsv").write_text(f"participant_id\tage\n{rows}")
+    args = parse("study", "out", "participant", *DERIVATIVES)
+    with pytest.raises(InputDataError, match=r"study/participants.tsv, row 5, column") as info:
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert "value 'sub-02': duplicate participant ID: row 3 has it" in str(info.value)
+    assert info.value.hint == "Keep one row per participant (merge sessions or visits first)."
+    # One participant written twice alike, and one no subject folder holds: the store's
+    # rule lets both pass (the first kept, the other left out).
+    alike = "sub-01\t30\nsub-02\t31\nsub-02\t31\nsub-09\t40\nsub-09\t41\n"
+    (bids / "participants.tsv").write_text(f"participant_id\tage\n{alike}")
+    config = run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert "study" in load_catalogue(config["variables"]).datasets
+
+
 def test_the_generated_coding_reads_participants_json_units(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
