@@ -8,8 +8,8 @@ code in :mod:`lcm.connectome.denoise`.
 
 from __future__ import annotations
 
-import json
 import logging
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from lcm import reason_codes
+from lcm.bids.sidecars import NotFetched, read_json_object
 from lcm.exceptions import ExcludedRunError
 
 log = logging.getLogger(__name__)
@@ -384,9 +385,12 @@ def combined_compcor(columns: list[str], metadata: dict[str, Any] | None) -> lis
 def read_confounds_metadata(path: str | Path) -> dict[str, Any] | None:
     """The confounds JSON beside a confounds TSV (``None`` if absent or unreadable).
 
-    One that is there but unreadable (truncated, not JSON, not an object) is read as absent
-    with a warning naming it: its CompCor masks are then unknown or inferred from the column
-    names, which the user would otherwise not know.
+    Read by the one reader of sidecars (:func:`lcm.bids.sidecars.read_json_object`). One that
+    is there but unreadable (truncated, not JSON, not an object) is read as absent with a
+    warning naming it: its CompCor masks are then unknown or inferred from the column names,
+    which the user would otherwise not know. One DataLad has not fetched (an unlocked file's
+    git-annex pointer, or a symlink to absent content) is said so, with the ``datalad get``
+    to run: it was "not JSON", or absent without a word.
 
     Parameters
     ----------
@@ -394,22 +398,29 @@ def read_confounds_metadata(path: str | Path) -> dict[str, Any] | None:
         The confounds TSV; the JSON is the same name ending ``.json``.
     """
     side = Path(path).with_name(Path(path).name.replace(".tsv", ".json"))
-    try:
-        text = side.read_text()
-    except FileNotFoundError:
+    if not side.is_file():
+        if side.is_symlink():  # a locked annex file not fetched
+            _not_fetched(side, "a symlink to content that is not present")
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        _unreadable_json(side, str(exc))
+    value = read_json_object(str(side))
+    if isinstance(value, NotFetched):
+        _not_fetched(side, "a git-annex pointer, not its content")
         return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        _unreadable_json(side, f"not JSON ({exc})")
-        return None
-    if not isinstance(value, dict):
-        _unreadable_json(side, f"a JSON {type(value).__name__}, not an object")
+    if isinstance(value, str):
+        _unreadable_json(side, value)
         return None
     return value
+
+
+def _not_fetched(side: Path, state: str) -> None:
+    log.warning(
+        "confounds JSON %s is %s (a DataLad/git-annex file not fetched); read as absent "
+        "(aCompCor masks are taken from the column names where they tell, else unknown). Run "
+        "`datalad get %s` and run lcm again.",
+        side,
+        state,
+        shlex.quote(str(side)),
+    )
 
 
 def _unreadable_json(side: Path, why: str) -> None:

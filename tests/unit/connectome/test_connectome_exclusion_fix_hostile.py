@@ -83,7 +83,7 @@ def test_each_exclusion_reason_says_the_fix(tmp_path: Path, case: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "why"),
-    [('{"a_comp_cor_00": {"Mask": "comb', "not JSON"), ("[1, 2]", "a JSON list, not an object")],
+    [('{"a_comp_cor_00": {"Mask": "comb', "is not valid JSON"), ("[1, 2]", "is not a JSON object")],
     ids=["truncated", "not-an-object"],
 )
 def test_an_unreadable_confounds_json_is_said_not_read_as_absent_silently(
@@ -99,9 +99,36 @@ def test_an_unreadable_confounds_json_is_said_not_read_as_absent_silently(
     side.write_text(text)
     with caplog.at_level(logging.WARNING, logger="lcm.connectome.confounds"):
         assert read_confounds_metadata(table) is None
-    assert f"unreadable confounds JSON {side}: {why}" in caplog.text
+    assert f"unreadable confounds JSON {side}: sidecar {side.name} {why}" in caplog.text
     caplog.clear()
     side.unlink()
     with caplog.at_level(logging.WARNING, logger="lcm.connectome.confounds"):
         assert read_confounds_metadata(table) is None  # absent: nothing to say
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize("kind", ["pointer", "dangling_symlink"])
+def test_a_confounds_json_not_fetched_says_datalad_get(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    """An unlocked annex pointer was warned of as "not JSON" (a locked file's dangling link was
+    read as absent without a word), never with the `datalad get` every other unfetched file
+    gets."""
+    from lcm.connectome.confounds import read_confounds_metadata
+
+    table = tmp_path / f"{RUN}_desc-confounds_timeseries.tsv"
+    table.write_text("trans_x\n0\n")
+    side = table.with_suffix(".json")
+    if kind == "pointer":
+        side.write_text("/annex/objects/MD5E-s27--0a1b2c3d.json\n")
+        state = "a git-annex pointer, not its content"
+    else:
+        side.symlink_to(tmp_path / ".git" / "annex" / "objects" / "MD5E-s27--0a1b2c3d.json")
+        state = "a symlink to content that is not present"
+    with caplog.at_level(logging.WARNING, logger="lcm.connectome.confounds"):
+        assert read_confounds_metadata(table) is None
+    assert f"confounds JSON {side} is {state} (a DataLad/git-annex file not fetched)" in (
+        caplog.text
+    )
+    assert f"Run `datalad get {side}` and run lcm again." in caplog.text
+    assert "not JSON" not in caplog.text and "unreadable" not in caplog.text
