@@ -273,3 +273,29 @@ def pretrain_argv(
         *("--datasets", "alpha", "--model", json.dumps(TINY), "--settings", settings),
         *("--seed", str(seed), "--out-dir", str(out_dir), "--threads", "1", *extra),
     ]
+
+
+def finetune_argv(
+    store: Path, catalogue: Path, checkpoint: Path, out_dir: Path, *extra: str
+) -> list[str]:
+    """``lcm finetune`` of ``checkpoint`` on ``dx`` of dataset ``beta`` of atlas ``toy``, one
+    epoch, one thread."""
+    return [
+        "finetune",
+        *("--store", str(store), "--atlas", "toy", "--catalogue", str(catalogue)),
+        *("--checkpoint", str(checkpoint), "--dataset", "beta", "--label", "dx"),
+        *("--positive", "patient", "--settings", '{"epochs": 1, "batch_size": 8}'),
+        *("--out-dir", str(out_dir), "--threads", "1", *extra),
+    ]
+
+
+def pretrained_store(root: Path, n_alpha: int, n_beta: int) -> tuple[Path, Path, Path]:
+    """A store of a pretraining dataset (``alpha``, ``n_alpha`` subjects) and a labelled one
+    (``beta``), their catalogue, and a checkpoint pretrained one epoch on ``alpha``."""
+    catalogue = write_catalogue(root, CLI_CATALOGUE)
+    store = root / "store"
+    add_store_dataset(root, store, catalogue, "alpha", "toy", n_alpha, seed=0)
+    add_store_dataset(root, store, catalogue, "beta", "toy", n_beta, seed=1)
+    pre = root / "pre"
+    assert main(pretrain_argv(store, catalogue, pre, '{"epochs": 1, "batch_size": 8}')) == 0
+    return store, catalogue, pre
