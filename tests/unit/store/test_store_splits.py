@@ -522,7 +522,12 @@ def test_lcm_splits_without_task_names_the_folds_as_given(
     argv += ["--schemes", "subject", "--out", str(tmp_path / "s.parquet")]
     cases = [
         (["--n-folds", "12"], "Cannot split 10 subjects into 12", "add subjects"),
-        (["--n-folds", "3", "--label", "dx"], "Cannot stratify 3 folds", "drop stratification"),
+        # By the label given, not the internal column ("by 'stratum'").
+        (
+            ["--n-folds", "3", "--label", "dx"],
+            "Cannot stratify 3 folds by 'dx'",
+            "drop stratification",
+        ),
     ]
     for options, message, other in cases:
         args = build_parser().parse_args([*argv, *options])
