@@ -261,6 +261,33 @@ def load_catalogue(path: str | Path) -> Catalogue:
             f"Cannot read the variable catalogue {path}: {exc}",
             hint="It must be a readable UTF-8 YAML file.",
         ) from exc
+    return parse_catalogue(text, path)
+
+
+def parse_catalogue(text: str, path: str | Path) -> Catalogue:
+    """A catalogue's YAML text, validated as :func:`load_catalogue` validates its file.
+
+    ``lcm run`` checks the catalogue it generates before writing it, so a refused run leaves
+    no new ``variables.yaml``.
+
+    Parameters
+    ----------
+    text : str
+        The catalogue YAML.
+    path : str or pathlib.Path
+        The file it is (or will be) read from, named in errors and kept as ``path``.
+
+    Returns
+    -------
+    Catalogue
+        As :func:`load_catalogue` returns it.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``path``, the key and the rule broken.
+    """
+    path = Path(path)
     try:
         raw = load_yaml_text(text, f"Variable catalogue {path}") or {}
     except yaml.YAMLError as exc:

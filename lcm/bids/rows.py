@@ -112,9 +112,12 @@ def invalid_name_reason(name: str) -> str:
     """
     return with_fix(
         f"{name} is not a valid BIDS file name (skipped by the BIDS index)",
-        "rename it sub-<label>[_ses-<label>]_task-<label>[_acq-<label>][_run-<index>]"
-        "_bold.nii[.gz] in sub-<label>/[ses-<label>/]func/ (labels of letters and digits "
-        "only), or move it out of the dataset",
+        # BIDS's func entities in BIDS's order: a name with rec, dir, echo or part was told a
+        # pattern without them, as if they were what made it invalid.
+        "rename it sub-<label>[_ses-<label>]_task-<label>[_acq-<label>][_ce-<label>]"
+        "[_rec-<label>][_dir-<label>][_run-<index>][_echo-<index>][_part-<mag|phase|real|imag>]"
+        "_bold.nii[.gz] in sub-<label>/[ses-<label>/]func/ (entities in this order; labels of "
+        "letters and digits only), or move it out of the dataset",
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from lcm.catalogue import generated_header, load_catalogue, parse_variable
+from lcm.catalogue import generated_header, parse_catalogue, parse_variable
 from lcm.exceptions import ConfigError
 from lcm.io.atomic import write_text
 from lcm.store.coding import SHOWN, column_of, generated_columns
@@ -140,18 +140,17 @@ def catalogue_with(
             log.info("%s: column %r read as catalogue levels: %s", phenotype, spec["column"], codes)
     raw.setdefault("datasets", {})[dataset] = {"id_column": ID_COLUMN, "columns": columns}
     target = out / "variables.yaml"
-    out.mkdir(parents=True, exist_ok=True)
     # ASCII, as yaml.safe_dump writes: the file is read back in the locale's encoding.
     notes = "".join(f"# Left out: {x.describe()}.\n" for x in left_out)
     notes = notes.encode("ascii", "backslashreplace").decode()
-    write_text(
-        target,
-        generated_header(path, dataset) + "\n" + notes + yaml.safe_dump(raw, sort_keys=False),
-    )
+    text = generated_header(path, dataset) + "\n" + notes + yaml.safe_dump(raw, sort_keys=False)
+    # Read by the coding about to be written, as the store reads it (the store refused a
+    # repeated ID only after every subject's connectomes), and before the write: a refused
+    # run leaves no new variables.yaml, and an earlier run's as it was.
+    check_duplicate_ids(phenotype, dataset, parse_catalogue(text, target), scanned)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(target, text)
     log.info("catalogue %s has no coding for %s: wrote %s", path, dataset, target)
-    # Read by the coding just written, as the store reads it: the store refused a repeated ID
-    # only after every subject's connectomes.
-    check_duplicate_ids(phenotype, dataset, load_catalogue(target), scanned)
     return str(target)
 
 

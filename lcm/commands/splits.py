@@ -357,7 +357,7 @@ def _labelled_splits(
     if others:
         tables.append(make_splits(runs, n_folds, seed, tuple(others), names=names))
     if "subject" in schemes:
-        tables.append(_subject_scheme(subjects, labelled, stratum, n_folds, seed, names))
+        tables.append(_subject_scheme(subjects, label, labelled, stratum, n_folds, seed, names))
     out = pd.concat(tables, ignore_index=True)
     out = out.sort_values(["scheme", "dataset", "subject"], kind="stable")
     return out.reset_index(drop=True)[list(COLUMNS)]
@@ -365,6 +365,7 @@ def _labelled_splits(
 
 def _subject_scheme(
     subjects: pd.DataFrame,
+    label: str,
     labelled: np.ndarray,
     stratum: np.ndarray,
     n_folds: int,
@@ -374,9 +375,11 @@ def _subject_scheme(
     """Subject folds: the labelled subjects stratified, the others dealt round the folds."""
     frames = []
     if labelled.any():
-        with_stratum = subjects[labelled].assign(stratum=stratum)
+        # The strata under the label's own name: make_splits names its column in errors, and
+        # said "by 'stratum'", a column the user never gave.
+        with_stratum = subjects[labelled].assign(**{label: stratum})
         frames.append(
-            make_splits(with_stratum, n_folds, seed, ("subject",), label="stratum", names=names)
+            make_splits(with_stratum, n_folds, seed, ("subject",), label=label, names=names)
         )
     rest = subjects[~labelled][["dataset", "subject", "site"]]
     rest = rest.assign(site=rest["site"].fillna("")).astype(str)

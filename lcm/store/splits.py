@@ -114,7 +114,8 @@ def make_splits(
             # With one site no site-level scheme works: only the subject scheme is left.
             fix = _TOO_FEW_SITES_FIX[scheme if n_sites >= 2 else "leave_site_out"]
             keys = site_column_keys(site_counts(table))
-            raise InputDataError(problem, hint=fix.format(n=n_sites, keys=keys))
+            said = n_folds_name(names)
+            raise InputDataError(problem, hint=fix.format(n=n_sites, keys=keys, n_folds=said))
     keys = (table["dataset"] + "/" + table["subject"]).to_numpy()
     site_keys = (table["dataset"] + "/" + table["site"]).to_numpy()
     frames = []
@@ -403,9 +404,10 @@ def site_counts(subjects: pd.DataFrame) -> dict[str, int]:
 
 
 # How to get past too few sites when a site-level scheme was asked for ({n}: the sites;
-# {keys}: the catalogue's site_column keys of the datasets, site_column_keys).
+# {keys}: the catalogue's site_column keys of the datasets, site_column_keys; {n_folds}: the
+# folds' setting as the user gave it, n_folds_name).
 _TOO_FEW_SITES_FIX = {
-    "site": "Lower --n-folds to {n} or fewer (one fold per site at most), use the "
+    "site": "Lower {n_folds} to {n} or fewer (one fold per site at most), use the "
     "leave_site_out scheme (one fold per site) or the subject scheme (lcm splits --schemes "
     "subject leave_site_out), or add datasets with sites.",
     "leave_site_out": "Use the subject scheme (lcm splits --schemes subject), or add datasets "

@@ -978,6 +978,32 @@ def test_a_repeated_participant_id_is_refused_before_anything_runs(tmp_path: Pat
     assert "study" in load_catalogue(config["variables"]).datasets
 
 
+@pytest.mark.hostile
+def test_a_run_refused_for_a_repeated_participant_id_writes_no_variables_yaml(
+    tmp_path: Path,
+) -> None:
+    """The repeated ID was refused after variables.yaml was written: a refused run left a
+    fresh coding of the table it refused (in place of an earlier run's). Refused before the
+    write now: nothing new in OUTPUT_DIR, and an earlier run's file byte for byte as it was."""
+    bids = _study(tmp_path)
+    repeated = "participant_id\tage\nsub-01\t30\nsub-02\t31\nsub-02\t35\n"
+    (bids / "participants.tsv").write_text(repeated)
+    args = parse("study", "out", "participant", *DERIVATIVES)
+    with pytest.raises(InputDataError, match="duplicate participant ID"):
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # An earlier run's coding (age and sex): the refused table (age alone) would rewrite it.
+    (bids / "participants.tsv").write_text("participant_id\tage\tsex\nsub-01\t30\tM\n")
+    written = Path(run_cmd.build_config(args, tmp_path, tmp_path / "out")["variables"])
+    before = written.read_bytes()
+    assert b"sex" in before
+    (bids / "participants.tsv").write_text(repeated)
+    with pytest.raises(InputDataError, match="duplicate participant ID"):
+        run_cmd.build_config(args, tmp_path, tmp_path / "out")
+    assert written.read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["variables.yaml"]
+
+
 def test_the_generated_coding_reads_participants_json_units(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

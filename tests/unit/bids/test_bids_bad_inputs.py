@@ -96,6 +96,30 @@ def test_non_bids_names_get_the_validators_messages_and_exclude_only_that_file(
     assert _row(df, "bogus")["reason_code"] == "invalid_name" and _row(df, "run-1")["included"]
 
 
+def test_the_invalid_name_fix_shows_bidss_func_entities_in_order(tmp_path: Path) -> None:
+    """The fix's pattern stopped at acq and run: a name with rec, dir, echo or part (valid
+    BIDS) read as if those made it invalid. The pattern now lists BIDS's func entities in its
+    order, and a name written by it, every entity filled, is indexed as valid."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",), sessions=("a",))
+    func = root / "sub-01" / "ses-a" / "func"
+    save_nifti(func / "sub-01_ses-a_task-rest_bogus_bold.nii.gz", np.zeros((4, 5, 6, 7)))
+    df = ingest_dataset("tiny", "bids", root, validate=False).manifest
+    reason = _row(df, "bogus")["reason"]
+    pattern = re.search(r"rename it (sub-\S+_bold\.nii\[\.gz\])", reason).group(1)
+    order = ["sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "part"]
+    assert re.findall(r"([a-z]+)-<", pattern) == order
+    filled = pattern.replace("sub-<label>", "sub-01").replace("task-<label>", "task-rest")
+    filled = filled.replace("<label>", "a").replace("<index>", "2").replace("[.gz]", ".gz")
+    filled = filled.replace("<mag|phase|real|imag>", "mag").replace("[", "").replace("]", "")
+    assert filled == (
+        "sub-01_ses-a_task-rest_acq-a_ce-a_rec-a_dir-a_run-2_echo-2_part-mag_bold.nii.gz"
+    )
+    save_nifti(func / filled, np.zeros((4, 5, 6, 7)))
+    df = ingest_dataset("tiny", "bids", root, validate=False).manifest
+    assert _row(df, "part-mag")["reason_code"] != "invalid_name"
+    assert _row(df, "run-1")["included"]
+
+
 def test_dataset_level_validator_errors_stop_the_dataset(tmp_path: Path) -> None:
     root = make_raw_bids(tmp_path / "raw", subjects=("01", "02"))
     (root / "README").write_text("")  # EMPTY_FILE: fMRIPrep's validation stops for it too

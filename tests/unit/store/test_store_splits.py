@@ -380,7 +380,7 @@ def test_default_schemes_leave_out_what_too_few_sites_cannot_split(
 @pytest.mark.parametrize(
     ("sites", "scheme", "message", "fix"),
     [
-        (2, "site", r"Cannot split 2 site\(s\) into 5 site-level folds", "--n-folds to 2 or fewer"),
+        (2, "site", r"Cannot split 2 site\(s\) into 5 site-level folds", "n_folds to 2 or fewer"),
         (1, "site", r"Cannot split 1 site\(s\) into 5", "--schemes subject"),
         (1, "leave_site_out", "Cannot leave one site out of 1 site", "--schemes subject"),
     ],
@@ -522,7 +522,12 @@ def test_lcm_splits_without_task_names_the_folds_as_given(
     argv += ["--schemes", "subject", "--out", str(tmp_path / "s.parquet")]
     cases = [
         (["--n-folds", "12"], "Cannot split 10 subjects into 12", "add subjects"),
-        (["--n-folds", "3", "--label", "dx"], "Cannot stratify 3 folds", "drop stratification"),
+        # By the label given, not the internal column ("by 'stratum'").
+        (
+            ["--n-folds", "3", "--label", "dx"],
+            "Cannot stratify 3 folds by 'dx'",
+            "drop stratification",
+        ),
     ]
     for options, message, other in cases:
         args = build_parser().parse_args([*argv, *options])
@@ -537,3 +542,9 @@ def test_lcm_splits_without_task_names_the_folds_as_given(
         assert info.value.hint == (
             f"Lower {said} to 2 or fewer, or use the leave_site_out or subject scheme."
         )
+    # The site scheme asked for with fewer sites than folds (the check before the folds):
+    # its fix named --n-folds whoever asked, a rule's user and a Python caller included.
+    for names, said in (({"n_folds": name}, name), (None, "n_folds")):
+        with pytest.raises(InputDataError, match=r"Cannot split 2 site\(s\) into 3") as info:
+            make_splits(_subjects(n=12, sites=2), 3, 0, ["site"], names=names)
+        assert (info.value.hint or "").startswith(f"Lower {said} to 2 or fewer (")
