@@ -168,3 +168,37 @@ def test_a_tab_in_the_file_names_its_line_and_the_fix(tmp_path: Path) -> None:
         load_config(path)
     assert str(path) in info.value.message and "\n" not in info.value.message
     assert "replace the tab with spaces" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("raw", "text", "value"),
+    [
+        ("{participants: {include: [01, 12]}}", "01", 1),
+        ("{participants: {exclude: [010]}}", "010", 8),  # octal: sub-8, not sub-010
+        ("{sessions: {include: [0x1A]}}", "0x1A", 26),  # hexadecimal
+    ],
+)
+def test_an_integer_yaml_reads_otherwise_than_its_digits_is_refused(
+    tmp_path: Path, raw: str, text: str, value: int
+) -> None:
+    """``include: [01, 010]`` selected subjects 1 and 8: planned by the dry run, refused by the
+    ingest job (or, with a sub-8, the wrong subject kept)."""
+    path = write_config(tmp_path, ("ingest", "select"), f"{{hcplike: {raw}}}")
+    with pytest.raises(
+        ConfigError, match=rf"line \d+: {text} is read by YAML as the number"
+    ) as info:
+        load_config(path)
+    assert str(path) in info.value.message and f"number {value} " in info.value.message
+    assert f"Quote it ('{text}')" in info.value.hint
+    quoted = write_config(
+        tmp_path, ("ingest", "select"), f"{{hcplike: {raw}}}".replace(text, f"'{text}'")
+    )
+    assert load_config(quoted)["ingest"]["select"]["hcplike"]
+
+
+def test_plain_integers_are_read_as_before(tmp_path: Path) -> None:
+    path = write_config(tmp_path, ("evaluate", "seeds"), "[0, 7, -3, +12]")
+    with pytest.raises(ConfigError, match=r"evaluate\.seeds\.2'.*-3"):  # a negative seed
+        load_config(path)
+    path = write_config(tmp_path, ("evaluate", "seeds"), "[0, 7, +12]")
+    assert load_config(path)["evaluate"]["seeds"] == [0, 7, 12]
