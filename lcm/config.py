@@ -12,6 +12,7 @@ pretraining settings) reads its sections here, so that adding a model does not c
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import math
 import re
@@ -253,7 +254,8 @@ def _yaml_note(error: jsonschema.ValidationError) -> str:
 
     ``lr: 1e-3`` reads as the text '1e-3' (YAML 1.1 wants 1.0e-3), refused as "not of
     type 'number'", which the value seems to be; ``standardize: no`` or ``positive: yes`` read
-    as a boolean, refused as False or True where nothing of the file says so.
+    as a boolean, refused as False or True where nothing of the file says so; ``source:
+    2019-01-01`` as a date.
     """
     value = error.instance
     wanted = error.validator_value if error.validator == "type" else ()
@@ -273,6 +275,8 @@ def _yaml_note(error: jsonschema.ValidationError) -> str:
             return f"{value!r} is quoted, so it is text: write {text} without quotes. "
     if isinstance(value, bool) and _wants_text(error):
         return f"{_BOOLEAN_WORDS}: quote the word ('yes', 'no') where text is meant. "
+    if isinstance(value, datetime.date) and _wants_text(error):
+        return f"YAML reads {value.isoformat()} as a date: quote it where text is meant. "
     return ""
 
 

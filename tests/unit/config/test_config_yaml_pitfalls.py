@@ -83,6 +83,14 @@ def test_a_yaml_boolean_where_text_is_asked_says_to_quote_it(
     assert ("is a boolean in YAML: quote the word" in info.value.hint) is boolean_note
 
 
+def test_a_yaml_date_where_text_is_asked_says_to_quote_it(tmp_path: Path) -> None:
+    reference = "{metric: auc, range: [0.6, 0.7], source: 2019-01-01}"
+    path = write_config(tmp_path, ("tasks", "alzheimers", "reference"), reference)
+    with pytest.raises(ConfigError, match=r"key 'tasks\.alzheimers\.reference\.source'") as info:
+        load_config(path)
+    assert "YAML reads 2019-01-01 as a date: quote it" in info.value.hint
+
+
 @pytest.mark.parametrize(
     ("section", "key", "said"),
     [
