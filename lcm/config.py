@@ -12,10 +12,13 @@ pretraining settings) reads its sections here, so that adding a model does not c
 from __future__ import annotations
 
 import copy
+import datetime
 import json
+import math
+import re
 from collections.abc import Callable, Iterator
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import jsonschema
@@ -200,6 +203,147 @@ def _check_size(config: Any, source: str) -> None:
     )
 
 
+# A number the YAML 1.1 reader keeps as text: an exponent without a dot (1e-3), or quoted.
+_NUMBER_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_BOOLEAN_WORDS = "An unquoted yes, no, on, off, true or false is a boolean in YAML"
+
+
+def _check_yaml_values(config: Any, source: str) -> None:
+    """Refuse a mapping key that is not text, and a value that is NaN or infinite.
+
+    YAML 1.1 (PyYAML's, and Snakemake's, reader) reads an unquoted ``on``, ``yes`` or ``no`` as
+    a boolean and ``2019`` as a number, keys too: the schema's name patterns test text only, so
+    ``datasets: {on: ...}`` passed validation and crashed the workflow's load with a TypeError
+    traceback. ``.nan`` and ``.inf`` pass every bound (``lr: .nan`` is "above 0"), and no
+    setting means anything as one (``null`` turns off those that can be off).
+    """
+    seen: set[int] = set()  # aliases: each container walked once (_check_size bounded depth)
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(
+                f"{source}: invalid value at key '{path or '(top level)'}': {node} is not a "
+                "finite number (YAML reads .nan and .inf as such).",
+                hint=f"Give {path or 'it'} a finite value, null where the setting can be off, or "
+                "leave it out for the default.",
+            )
+        if not isinstance(node, dict | list) or id(node) in seen:
+            return
+        seen.add(id(node))
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(node, dict) and not isinstance(key, str):
+                if isinstance(key, bool):
+                    spelled = f"{key} ({_BOOLEAN_WORDS[0].lower()}{_BOOLEAN_WORDS[1:]})"
+                elif key is None:
+                    spelled = "null (an empty key, or null or ~)"
+                else:
+                    kind = "number" if isinstance(key, int | float) else type(key).__name__
+                    spelled = f"{key!r} (a {kind}, not text)"
+                raise ConfigError(
+                    f"{source}: the key {spelled} under '{path or '(top level)'}' is not a name.",
+                    hint="Quote the key as you meant it, e.g. 'on': or '2019':; names are text.",
+                )
+            walk(value, f"{path}.{key}" if path else str(key))
+
+    walk(config, "")
+
+
+def _yaml_note(error: jsonschema.ValidationError) -> str:
+    """What YAML made of a value ``error`` refuses, where that is likely the mistake, else "".
+
+    ``lr: 1e-3`` reads as the text '1e-3' (YAML 1.1 wants 1.0e-3), refused as "not of
+    type 'number'", which the value seems to be; ``standardize: no`` or ``positive: yes`` read
+    as a boolean, refused as False or True where nothing of the file says so; ``source:
+    2019-01-01`` as a date.
+    """
+    value = error.instance
+    wanted = error.validator_value if error.validator == "type" else ()
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    if isinstance(value, str) and {"number", "integer"} & set(wanted):
+        text = value.strip()
+        if _NUMBER_TEXT.fullmatch(text) and "e" in text.lower():
+            # YAML 1.1's float has a dot in its mantissa and a sign in its exponent.
+            mantissa, _, exponent = text.lower().partition("e")
+            mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
+            exponent = exponent if exponent[0] in "+-" else f"+{exponent}"
+            return (
+                f"YAML reads {text} as text, not a number (it needs a dot and a signed "
+                f"exponent): write {mantissa}e{exponent}. "
+            )
+        if _NUMBER_TEXT.fullmatch(text):
+            return f"{value!r} is quoted, so it is text: write {text} without quotes. "
+    if isinstance(value, bool) and _wants_text(error):
+        return f"{_BOOLEAN_WORDS}: quote the word ('yes', 'no') where text is meant. "
+    if isinstance(value, datetime.date) and _wants_text(error):
+        return f"YAML reads {value.isoformat()} as a date: quote it where text is meant. "
+    return ""
+
+
+def _wants_text(error: jsonschema.ValidationError) -> bool:
+    """Whether the node ``error`` refuses a value at (or one of its anyOf/oneOf branches)
+    takes text: a type ``string`` or an enum of words."""
+    if error.validator == "type":
+        wanted = error.validator_value
+        return "string" in ([wanted] if isinstance(wanted, str) else wanted)
+    if error.validator == "enum":
+        return any(isinstance(v, str) for v in error.validator_value)
+    if error.validator == "const":
+        return isinstance(error.validator_value, str)
+    return any(_wants_text(sub) for sub in error.context or ())
+
+
+# The settings that name files or folders (each dataset's too, under DATASET_PATH_SETTINGS):
+# checked for ~ and $VARIABLE here, made absolute by lcm run (lcm.commands._run_config).
+PATH_SETTINGS = (
+    ("results_dir",),
+    ("variables",),
+    ("synth", "out_dir"),
+    ("atlas", "path"),
+    ("atlas", "labels"),
+    ("fmriprep", "fs_license"),
+    ("fmriprep", "work_dir"),
+)
+DATASET_PATH_SETTINGS = ("path", "derivatives", "phenotype")
+# $NAME or ${NAME} starting a folder's name ($SCRATCH/lcm, /home/$USER): a shell variable, left
+# as written by every reader of the config. Elsewhere in a name a $ may be the folder's own.
+_SHELL_VARIABLE = re.compile(r"(?:^|/)\$(\{?[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _check_unexpanded_paths(config: dict[str, Any], source: str) -> None:
+    """Refuse a path setting holding ``~`` or ``$VARIABLE``, which nothing expands.
+
+    Neither YAML nor Snakemake expands them: ``results_dir: $SCRATCH/lcm`` or ``~/lcm`` wrote
+    every result into a folder literally named ``$SCRATCH`` or ``~`` under the folder
+    Snakemake runs in (``lcm run`` makes such a path absolute there: ``/cwd/~/lcm``).
+    """
+    found = [(".".join(keys), config.get(keys[0])) for keys in PATH_SETTINGS if len(keys) == 1]
+    found += [
+        (".".join(keys), (config.get(keys[0]) or {}).get(keys[1]))
+        for keys in PATH_SETTINGS
+        if len(keys) == 2
+    ]
+    found += [
+        (f"datasets.{name}.{key}", ds.get(key))
+        for name, ds in config["datasets"].items()
+        for key in DATASET_PATH_SETTINGS
+    ]
+    for key, value in found:
+        if not isinstance(value, str):
+            continue
+        variable = _SHELL_VARIABLE.search(value)
+        tilde = any(part.startswith("~") for part in PurePath(value).parts)
+        if not (variable or tilde):
+            continue
+        what = f"${variable.group(1).lstrip('{')}" if variable else "~"
+        raise ConfigError(
+            f"{source}: {key} is {value!r}: nothing expands {what} in the config (not YAML, "
+            f"Snakemake or LCM), so it would name a folder called {what!r}.",
+            hint=f"Write {key} out as an absolute path (`echo {what}` prints the folder the "
+            "shell reads it as).",
+        )
+
+
 def validate_base(
     config: dict[str, Any],
     source: str = "config",
@@ -231,6 +375,7 @@ def validate_base(
         Naming the offending key, what was expected and what was received.
     """
     _check_size(config, source)
+    _check_yaml_values(config, source)
     config = copy.deepcopy(config)
     tree = schema() if tree is None else tree
     errors = sorted(_Validator(tree).iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -243,8 +388,10 @@ def validate_base(
         raise _no_dataset_error(source, "no datasets key")
     if errors:
         raise ConfigError(
-            describe_error(errors[0], source), hint=schema_hint(errors[0], _SCHEMA_HINT, tree)
+            describe_error(errors[0], source),
+            hint=_yaml_note(errors[0]) + schema_hint(errors[0], _SCHEMA_HINT, tree),
         )
+    _check_unexpanded_paths(config, source)
     _check_cross_references(config, source, checkpoint_models)
     return config
 
@@ -380,6 +527,7 @@ def validate_partial(
         schema rule: naming ``source``, the key path and the rule.
     """
     _check_size(config, source)
+    _check_yaml_values(config, source)
     config = copy.deepcopy(config)
     tree = schema() if tree is None else tree
     partial_schema = {k: v for k, v in tree.items() if k != "required"}
@@ -389,7 +537,7 @@ def validate_partial(
     if errors:
         raise ConfigError(
             describe_error(errors[0], source),
-            hint=schema_hint(errors[0], _SCHEMA_HINT, partial_schema),
+            hint=_yaml_note(errors[0]) + schema_hint(errors[0], _SCHEMA_HINT, partial_schema),
         )
     return config
 
@@ -421,13 +569,35 @@ def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, 
     try:
         raw = load_yaml_text(path.read_text(), f"{what} {path}") or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{what} {path} is not valid YAML: {reason}") from None
+        raise _yaml_error(exc, f"{what} {path}") from None
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{what} {path}: expected a mapping at top level, got {type(raw).__name__}."
         )
     return raw
+
+
+def _yaml_error(exc: yaml.YAMLError | UnicodeDecodeError, source: str) -> ConfigError:
+    """The one-line error of a file the YAML reader refuses: where it stopped and why.
+
+    PyYAML's first line alone ("while scanning for the next token") said neither the line nor
+    the cause (a tab indenting a key, which YAML does not allow).
+    """
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return ConfigError(f"{source} is not valid YAML: {reason}")
+    hint = (
+        "YAML indents with spaces only: replace the tab with spaces."
+        if "\\t" in problem
+        else "Check that line and the one before: an unclosed quote or bracket, a key without "
+        "': ' after it, or an indentation that does not line up."
+    )
+    return ConfigError(
+        f"{source} is not valid YAML: line {mark.line + 1}, column {mark.column + 1}: {problem}",
+        hint=hint,
+    )
 
 
 class _NonFinite:

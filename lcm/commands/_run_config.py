@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lcm.config import DATASET_PATH_SETTINGS, PATH_SETTINGS
 from lcm.entries import entry_type
 from lcm.exceptions import ConfigError
 from lcm.schema_errors import excerpt
@@ -69,19 +70,11 @@ def drop_empty(section: dict, keys: list[str]) -> None:
         del section[keys[0]]
 
 
-# Config keys holding paths: made absolute against the folder `lcm run` is called from, since
-# the workflow runs inside OUTPUT_DIR (where a relative path would otherwise point).
-_PATH_KEYS = (
-    ("variables",),
-    ("synth", "out_dir"),
-    ("atlas", "path"),
-    ("atlas", "labels"),
-    ("fmriprep", "fs_license"),
-    ("fmriprep", "work_dir"),
-)
-
-
-DATASET_PATH_KEYS = ("path", "derivatives", "phenotype")
+# Config keys holding paths (lcm.config's list; results_dir is OUTPUT_DIR): made absolute
+# against the folder `lcm run` is called from, since the workflow runs inside OUTPUT_DIR (where
+# a relative path would otherwise point).
+_PATH_KEYS = tuple(keys for keys in PATH_SETTINGS if keys != ("results_dir",))
+DATASET_PATH_KEYS = DATASET_PATH_SETTINGS
 
 
 def absolute_paths(config: dict[str, Any], cwd: Path) -> dict[str, Any]:

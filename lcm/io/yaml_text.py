@@ -8,6 +8,7 @@ recoded every subject. The config (:mod:`lcm.config`) and the variable catalogue
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -21,6 +22,19 @@ class _DuplicateKey(yaml.YAMLError):
     def __init__(self, key: Any, line: int, first: int) -> None:
         super().__init__(f"key {key!r} at line {line}")
         self.key, self.line, self.first = key, line, first
+
+
+class _AmbiguousInteger(yaml.YAMLError):
+    """A plain scalar YAML 1.1 reads as an integer other than the digits written."""
+
+    def __init__(self, text: str, value: int, line: int) -> None:
+        super().__init__(f"{text} at line {line}")
+        self.text, self.value, self.line = text, value, line
+
+
+# Digits YAML 1.1 reads as the decimal number they spell (a sign allowed); any other integer
+# (010, 0x1A, 0b101, 1_000, 1:30) it reads otherwise than most readers would.
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -61,6 +75,31 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """The integer of ``node``, refusing one YAML 1.1 reads otherwise than its digits.
+
+        ``include: [01, 010]`` read as 1 and 8 (a leading 0 is octal), so that subject sub-010
+        was never selected, and a catalogue's ``map: {01: control}`` the code 1; ``1:30``
+        reads as 90 (base 60) and ``1_000`` as 1000.
+
+        Parameters
+        ----------
+        node : yaml.ScalarNode
+            The scalar being built, resolved as an integer.
+
+        Raises
+        ------
+        _AmbiguousInteger
+            The scalar is not plain decimal digits, with its line and the value read.
+        """
+        value = super().construct_yaml_int(node)
+        if not _DECIMAL.fullmatch(node.value):
+            raise _AmbiguousInteger(node.value, value, node.start_mark.line + 1)
+        return value
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
+
 
 def load_yaml_text(text: str, source: str) -> Any:
     """Parse YAML ``text`` as :func:`yaml.safe_load` does, refusing duplicate mapping keys.
@@ -75,12 +114,20 @@ def load_yaml_text(text: str, source: str) -> Any:
     Raises
     ------
     ConfigError
-        A key given twice in one mapping: the file, the line and the key.
+        A key given twice in one mapping: the file, the line and the key; or an integer
+        YAML 1.1 reads otherwise than its digits (``010`` as 8): the file, the line and both.
     yaml.YAMLError
         Any other YAML error.
     """
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
+    except _AmbiguousInteger as exc:
+        raise ConfigError(
+            f"{source}: line {exc.line}: {exc.text} is read by YAML as the number {exc.value} "
+            "(YAML 1.1: a leading 0 is octal, 1:30 is 90, 1_000 is 1000).",
+            hint=f"Quote it ('{exc.text}') where it is a label or a code, or write the number "
+            "in plain decimal digits.",
+        ) from None
     except _DuplicateKey as exc:
         raise ConfigError(
             f"{source}: line {exc.line}: key {exc.key!r} is given twice in the same mapping "

@@ -608,7 +608,7 @@ def test_a_published_reference_range_is_optional_and_kept(demo: dict) -> None:
         ("autism", {"range": [0.7, 0.7]}, "range", "low < high"),
         ("autism", {"range": [0.5, 1.2]}, "range", r"within \[0, 1\]"),
         ("age", {"metric": "pearson_r", "range": [-1.5, 0.3]}, "range", r"within \[-1, 1\]"),
-        ("autism", {"range": [0.6, float("inf")]}, "range", "finite"),
+        ("autism", {"range": [0.6, float("inf")]}, r"range\.1", "not a finite number"),
         ("autism", {"range": [0.6]}, "range", "too short"),
         ("autism", {"range": [0.6, "0.7"]}, r"range\.1", "not of type 'number'"),
         ("autism", {"metric": "pearson_r"}, "metric", "binary task does not measure"),
