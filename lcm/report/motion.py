@@ -245,29 +245,48 @@ def motion_fragment(
     )
 
 
+# Below a small effect, a direction is no finding: Cohen's small d (0.2) is an AUC of about
+# 0.56, and his small correlation is r = 0.1. The demo's age task read "the subjects with higher
+# targets move more" at r = 0.019.
+NEGLIGIBLE_AUC = 0.06
+NEGLIGIBLE_R = 0.1
+
+
 def _direction(fd_auc: float | None, fd_r: float | None) -> str:
     """Which subjects move more, over all of a task's subjects, in words: by the AUC of higher
     FD for label 1 (a binary task) or else the target's Pearson r with FD (a continuous one);
-    ``""`` when neither is known."""
+    under a small effect (:data:`NEGLIGIBLE_AUC`, :data:`NEGLIGIBLE_R`) it says motion barely
+    differs and which way it leans; ``""`` when neither is known."""
     where = (
         " Over all its subjects (in sample, descriptive only; each subject's mean FD "
         "averaged over its included runs) "
     )
     if fd_auc is not None and np.isfinite(fd_auc):
-        if fd_auc > 0.5:
-            who = "the label-1 subjects (patients, for a diagnosis) move more"
-        elif fd_auc < 0.5:
-            who = "the label-0 subjects (controls, for a diagnosis) move more"
-        else:
+        if fd_auc == 0.5:
             who = "neither class moves more"
+        else:
+            who = (
+                "the label-1 subjects (patients, for a diagnosis)"
+                if fd_auc > 0.5
+                else "the label-0 subjects (controls, for a diagnosis)"
+            )
+            who = (
+                f"the classes move about alike ({who} slightly more, below a small effect)"
+                if abs(fd_auc - 0.5) < NEGLIGIBLE_AUC
+                else f"{who} move more"
+            )
         return f"{where}{who}: the AUC of higher FD for label 1 is {fd_auc:.3f}."
     if fd_r is not None and np.isfinite(fd_r):
-        if fd_r > 0:
-            who = "the subjects with higher targets move more"
-        elif fd_r < 0:
-            who = "the subjects with lower targets move more"
-        else:
+        if fd_r == 0:
             who = "motion does not rise or fall with the target"
+        else:
+            which = "higher" if fd_r > 0 else "lower"
+            who = (
+                f"motion barely follows the target (the subjects with {which} targets move "
+                "slightly more, below a small effect)"
+                if abs(fd_r) < NEGLIGIBLE_R
+                else f"the subjects with {which} targets move more"
+            )
         return f"{where}{who}: the Pearson r of the target with mean FD is {fd_r:.3f}."
     return ""
 

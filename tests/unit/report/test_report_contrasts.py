@@ -492,3 +492,43 @@ def test_control_fragment_names_each_control_and_judges_none_from_one_fit():
     assert "at chance" in items["shuffled-labels at label fraction 1"]
     one = items["shuffled-labels at label fraction 0.1"]
     assert "too few fits to judge" in one and "ABOVE" not in one
+
+
+@pytest.mark.parametrize(
+    ("fd_auc", "fd_r", "said", "not_said"),
+    [
+        (
+            0.53,
+            None,
+            "the classes move about alike (the label-1 subjects",
+            "subjects (patients, for a diagnosis) move more",
+        ),
+        (
+            0.47,
+            None,
+            "the classes move about alike (the label-0 subjects",
+            "subjects (controls, for a diagnosis) move more",
+        ),
+        (0.57, None, "label-1 subjects (patients, for a diagnosis) move more", "about alike"),
+        (
+            None,
+            0.019,
+            "motion barely follows the target (the subjects with higher",
+            "higher targets move more:",
+        ),
+        (
+            None,
+            -0.05,
+            "motion barely follows the target (the subjects with lower",
+            "lower targets move more:",
+        ),
+        (None, 0.3, "the subjects with higher targets move more: the Pearson r", "barely"),
+    ],
+)
+def test_motion_direction_below_a_small_effect_is_said_to_barely_differ(
+    fd_auc: float | None, fd_r: float | None, said: str, not_said: str
+) -> None:
+    """The demo's age task read "the subjects with higher targets move more" at r = 0.019: a
+    direction under a small effect (AUC within 0.06 of 0.5, |r| < 0.1) is no finding."""
+    text = motion_fragment(fd_auc, fd_r=fd_r)
+    assert said in text and not_said not in text
