@@ -103,6 +103,8 @@ example:
 With no QC file (every run of the dataset was excluded at ingest), it stops with one line naming
 the dataset and the exclusion reasons the manifest gives. Give one dataset's QC files: those of
 several are written into one table all the same, with a warning naming each dataset's files.
+With --manifest, a QC record of a dataset the manifest does not name stops it before anything is
+written, naming the datasets on each side.
 """
 
 
@@ -239,7 +241,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--manifest",
         default=None,
-        help="The dataset's manifest: its exclusion reasons are named when no run is left.",
+        help="The dataset's manifest: its exclusion reasons are named when no run is left; "
+        "QC records of a dataset it does not name are refused.",
     )
     c.add_argument("--out", required=True, help="QC TSV to write.")
     c.set_defaults(func=run_collect, recorded=("out",))
@@ -438,7 +441,7 @@ def run_collect(args: argparse.Namespace) -> int:
     names = None if getattr(args, "rule", None) else RECORD_OPTION_NAMES
     if not args.qc:
         raise no_run_error(args.manifest, args.out, names)
-    collect_qc(args.qc, args.out, names)
+    collect_qc(args.qc, args.out, names, manifest=args.manifest)
     write_sidecar(args.out, list(args.qc))
     return 0
 

@@ -250,7 +250,10 @@ def read_qc_json(path: str | Path) -> dict[str, Any]:
 
 
 def collect_qc(
-    paths: list[str | Path], out: str | Path, names: Mapping[str, str] | None = None
+    paths: list[str | Path],
+    out: str | Path,
+    names: Mapping[str, str] | None = None,
+    manifest: str | Path | None = None,
 ) -> pd.DataFrame:
     """Gather per-run QC JSONs into one TSV (``n/a`` for unknown values), atomically.
 
@@ -265,6 +268,9 @@ def collect_qc(
         How the user gave the dataset's ``space`` (:func:`lcm.bids.dataset.setting_names`:
         an option of the verb that took it, or None for the config's key, under a workflow
         rule), named in the warning of mixed resolutions.
+    manifest : str or Path, optional
+        The dataset's manifest: a record of a dataset it does not name is refused before
+        anything is written (:func:`check_manifest_datasets`).
 
     Returns
     -------
@@ -274,11 +280,14 @@ def collect_qc(
     Raises
     ------
     InputDataError
-        A QC JSON that cannot be read (:func:`read_qc_json`).
+        A QC JSON that cannot be read (:func:`read_qc_json`), or one of a dataset that
+        ``manifest`` does not name.
     ConfigError
         When windowed FC was asked for and no included run is as long as one window.
     """
     records = [read_qc_json(p) for p in paths]
+    if manifest is not None:
+        check_manifest_datasets(records, paths, manifest, out, rule=names is None)
     warn_mixed_datasets(records, paths, out)
     df = qc_frame(records)
     check_windows(df, str(out))
@@ -330,6 +339,93 @@ def warn_mixed_datasets(
             "; ".join(f"{name}: {_files(theirs)}" for name, theirs in sorted(files.items())),
         )
     return files
+
+
+def check_manifest_datasets(
+    records: list[dict[str, Any]],
+    paths: list[str | Path],
+    manifest: str | Path,
+    out: str | Path,
+    *,
+    rule: bool = False,
+) -> None:
+    """Refuse QC records of a dataset that the manifest passed with them does not name.
+
+    Another dataset's manifest, passed by mistake, was not read while records were given: the
+    table was written of the records alone, and ``lcm store --dataset`` of the manifest's
+    dataset then refused it or, given the records' dataset, stored it, the manifest's runs and
+    reasons never compared. Datasets alone are compared: a record of a run the manifest
+    excludes or lacks (a run excluded at a later ingest) is collected as before, the table
+    being the records'. A manifest without a row names no dataset and checks nothing.
+
+    Parameters
+    ----------
+    records : list of dict
+        Per-run QC records (:func:`read_qc_json`), in the order of ``paths``.
+    paths : list of str or Path
+        Their files, named per dataset in the error.
+    manifest : str or Path
+        The manifest given with them (``--manifest``; the dataset's, under a workflow rule).
+    out : str or Path
+        The QC table not written, named in the error.
+    rule : bool, optional
+        Under a workflow rule, which passes the dataset's own manifest: the fix is to rewrite
+        the records or the manifest that are not the dataset's, not to pass another file.
+
+    Raises
+    ------
+    InputDataError
+        Naming the manifest, its dataset(s), the records' datasets with their files, and the
+        manifest to pass (a sibling folder's, where ``lcm ingest`` wrote one for that dataset).
+    """
+    from lcm.bids.manifest import read_manifest
+
+    named = set(read_manifest(manifest, columns=["dataset"])["dataset"].astype(str))
+    files: dict[str, list[str]] = {}
+    for record, path in zip(records, paths, strict=True):
+        files.setdefault(str(record.get("dataset")), []).append(str(path))
+    foreign = sorted(set(files) - named)
+    if not named or not foreign:
+        return
+    theirs = "; ".join(f"{name}: {_files(files[name])}" for name in foreign)
+    message = (
+        f"{'The manifest' if rule else '--manifest'} {manifest} is of dataset(s) "
+        f"{sorted(named)}, but QC records to collect into {out} are of {foreign} ({theirs}); "
+        "nothing was written."
+    )
+    if rule:
+        hint = (
+            f"These records are not {sorted(named)[0]!r}'s: move them away (and the manifest, "
+            "if it is the one that is not) and rerun the workflow, which writes them again."
+        )
+    elif set(files) & named:
+        hint = (
+            f"Pass only the QC records of {sorted(named)} with this manifest; collect those of "
+            f"{foreign} into a table of their own, with their dataset's manifest."
+        )
+    else:
+        hint = (
+            f"Pass the manifest of {foreign[0]!r} ({_manifest_of(manifest, foreign[0])}) with "
+            f"these records, or the QC records of {sorted(named)} with this manifest."
+        )
+    raise InputDataError(message, hint=hint)
+
+
+def _manifest_of(manifest: str | Path, dataset: str) -> str:
+    """Where ``dataset``'s manifest is: beside ``manifest``'s folder if ingest wrote it there."""
+    from lcm.bids.manifest import read_manifest
+
+    given = Path(manifest)
+    sibling = given.parent.with_name(dataset) / given.name
+    # One manifest per folder (lcm ingest's layout): a sibling folder named after the dataset
+    # holding that dataset's manifest is the one meant; checked, not guessed.
+    if sibling != given and sibling.is_file():
+        try:
+            if dataset in set(read_manifest(sibling, columns=["dataset"])["dataset"].astype(str)):
+                return f"e.g. {sibling}"
+        except InputDataError:
+            pass
+    return f"the one 'lcm ingest --dataset {dataset} --out ...' wrote"
 
 
 def _files(paths: list[str], limit: int = 3) -> str:
