@@ -26,6 +26,7 @@ from lcm.store.phenotype import (
     sidecar_path,
     warn_uninformative,
 )
+from lcm.store.qc_digest import qc_rows_sha256
 from lcm.store.writer import (
     dataset_rows,
     stored_rows,
@@ -157,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
         "atlas": args.atlas,
         "catalogue_sha256": sha256_file(args.catalogue),
         "phenotype_sha256": sha256_file(args.phenotype),
-        "qc_table_sha256": sha256_file(args.qc_table),
+        # Its rows of --dataset (the whole file for a table of this dataset alone): another
+        # dataset's rows of a shared table changing does not rewrite this one's partitions.
+        "qc_table_sha256": qc_rows_sha256(args.qc_table, args.dataset),
     }
     sources = [args.qc_table, args.phenotype, args.catalogue]
     sidecar = sidecar_path(args.phenotype)
