@@ -395,8 +395,9 @@ def check_manifest_datasets(
     )
     if rule:
         hint = (
-            f"These records are not {sorted(named)[0]!r}'s: move them away (and the manifest, "
-            "if it is the one that is not) and rerun the workflow, which writes them again."
+            f"These records are not of dataset {sorted(named)[0]!r}: move them away (and the "
+            "manifest, if it is the one that is not) and rerun the workflow, which writes "
+            "them again."
         )
     elif set(files) & named:
         hint = (

@@ -74,8 +74,9 @@ rule connectome_run:
 rule connectome_collect:
     input:
         qc=get_run_qc_files,
-        # Not read, but a rewritten manifest (a subject added) must reach the dataset's
-        # aggregates: fMRIPrep reads it as ancient, so this is the path Snakemake follows.
+        # Read for its dataset alone (records of another are refused), but a rewritten
+        # manifest (a subject added) must reach the dataset's aggregates: fMRIPrep reads it
+        # as ancient, so this is the path Snakemake follows.
         manifest=paths.ingest_manifest(RESULTS, "{dataset}"),
     output:
         table=paths.qc_table(RESULTS, "{dataset}", ATLAS),

@@ -111,7 +111,7 @@ def test_under_the_workflow_rule_the_fix_is_to_rerun(tmp_path: Path, two: dict[s
     beta = _records(two["beta"], tmp_path / "qc")
     text = _collect_fails(tmp_path, two["alpha"], beta, "--rule", "connectome_collect")
     assert f"The manifest {two['alpha']} is of dataset(s) ['alpha']" in text, text
-    assert "These records are not 'alpha''s: move them away" in text, text
+    assert "These records are not of dataset 'alpha': move them away" in text, text
     assert "--manifest" not in text, text
 
 
