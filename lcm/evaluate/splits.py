@@ -427,7 +427,9 @@ def site_folds(
             hint=f"Fix the site column, or set {set_to(said['split'], 'subject')}.",
         )
     groups = np.asarray(groups).astype(str)
-    table = make_splits(_subjects_frame(groups, sites), seed=seed, schemes=("leave_site_out",))
+    table = make_splits(
+        _subjects_frame(groups, sites), seed=seed, schemes=("leave_site_out",), names=said
+    )
     folds = folds_from_table(table, groups, "leave_site_out", seed)
     return usable_site_folds(folds, y, groups, sites, min_per_class, names)
 
