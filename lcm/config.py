@@ -30,6 +30,7 @@ from lcm.io.container_image import check_apptainer_image, check_output_layout
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.paths import fmriprep_derivatives, fmriprep_work_dir, inside
 from lcm.io.yaml_text import load_yaml_text
+from lcm.repetition_time import implausible_tr, set_tr_fix
 from lcm.schema_errors import describe as describe_error
 from lcm.schema_errors import excerpt
 from lcm.schema_errors import hint as schema_hint
@@ -392,8 +393,32 @@ def validate_base(
             hint=_yaml_note(errors[0]) + schema_hint(errors[0], _SCHEMA_HINT, tree),
         )
     _check_unexpanded_paths(config, source)
+    _check_repetition_times(config, source)
     _check_cross_references(config, source, checkpoint_models)
     return config
+
+
+def _check_repetition_times(config: dict[str, Any], source: str) -> None:
+    """Refuse a dataset's ``repetition_time`` in milliseconds (``2000`` for 2 s).
+
+    The schema asks only for a positive number; ingest refuses a TR above
+    :data:`lcm.repetition_time.PLAUSIBLE_TR_S` run by run, so such a value was accepted here
+    and every run that took it was excluded as ``no_repetition_time`` at ingest, after
+    fMRIPrep was planned. The same rule and words (:func:`lcm.repetition_time.implausible_tr`)
+    now stop it at load.
+    """
+    for name, ds in (config.get("datasets") or {}).items():
+        value = (ds or {}).get("repetition_time")
+        if value is None:
+            continue
+        key = f"datasets.{name}.repetition_time"
+        problem = implausible_tr(float(value), key, value)
+        if problem:
+            fix = set_tr_fix(key)
+            raise ConfigError(
+                f"{source}: {problem}.",
+                hint=f"{fix[:1].upper()}{fix[1:]}: BIDS RepetitionTime is in seconds.",
+            )
 
 
 def _no_dataset_error(source: str, what: str) -> ConfigError:

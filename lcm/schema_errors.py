@@ -71,6 +71,9 @@ def describe(error: jsonschema.ValidationError, source: str) -> str:
     elif error.validator in ("maxLength", "minLength"):
         bound = "at most" if error.validator == "maxLength" else "at least"
         message = f"expected {bound} {error.validator_value} characters, got {len(error.instance)}"
+    elif error.validator == "uniqueItems" and isinstance(error.instance, list):
+        # jsonschema says "[0, 0] has non-unique elements": which value, not that one is.
+        message = f"each value must be given once, repeated: {excerpt(_repeated(error.instance))}"
     elif forbidden:
         # jsonschema says "... should not be valid under {'required': ['levels']}".
         names = ", ".join(repr(k) for k in forbidden)
@@ -120,6 +123,10 @@ def hint(
         unit = "" if error.validator == "pattern" else " characters"
         rule = f"Values here must {wanted[error.validator]} {error.validator_value}{unit}"
         return f"{rule}. {desc}" if desc else f"{rule}."
+    if error.validator == "uniqueItems" and isinstance(error.instance, list):
+        repeated = ", ".join(excerpt(v) for v in _repeated(error.instance))
+        once = f"List each value once (drop the repeat of {repeated})."
+        return f"{once} {desc}" if desc else once
     if _forbidden_keys(error):
         remove = f"Remove {' and '.join(_forbidden_keys(error))}."
         return f"{remove} {desc}" if desc else remove
@@ -133,6 +140,23 @@ def hint(
         keys = f"A mapping of the keys {_allowed_keys(error)}."
         return f"{keys} {desc}" if desc else keys
     return desc or fallback
+
+
+def _repeated(values: list[Any]) -> list[Any]:
+    """The values of ``values`` equal to an earlier one, each once, as JSON Schema's
+    ``uniqueItems`` compares them (1 and 1.0 equal, ``true`` and 1 not)."""
+
+    def same(a: Any, b: Any) -> bool:
+        return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+    seen: list[Any] = []
+    repeated: list[Any] = []
+    for value in values:
+        if not any(same(value, s) for s in seen):
+            seen.append(value)
+        elif not any(same(value, r) for r in repeated):
+            repeated.append(value)
+    return repeated
 
 
 def _description(error: jsonschema.ValidationError, root: dict[str, Any] | None) -> str | None:

@@ -52,17 +52,13 @@ from lcm.bids.rows import (
 )
 from lcm.bids.runs import RunIds, run_ids_from_name
 from lcm.bids.sidecars import UNREADABLE, NotFetched, Sidecar, SidecarReader, entities_of
-from lcm.bids.timing import (
-    header_unit_fix,
-    implausible_tr,
-    series_tr_missing,
-    set_tr_fix,
-)
+from lcm.bids.timing import header_unit_fix, series_tr_missing
 from lcm.entries import TreeIndex, entry_type
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import RUN_ENTITIES, check_name_label
 from lcm.io.output_space import parse_output_space, space_of
 from lcm.reason_codes import with_fix
+from lcm.repetition_time import implausible_tr, set_tr_fix
 
 _L = r"[a-zA-Z0-9]+"
 _LABEL_RE = re.compile(r"[A-Za-z0-9]+")
@@ -620,7 +616,7 @@ def _data_row(
 
 
 def _implausible_tr(t_r: float, what: str, value: object, bold: str | None) -> str:
-    """:func:`lcm.bids.timing.implausible_tr` with its fix, ``""`` for a plausible TR; a BOLD
+    """:func:`lcm.repetition_time.implausible_tr` with its fix, ``""`` for a plausible TR; a BOLD
     header (``bold``) saying the same TR in seconds is named in the fix (read only then)."""
     problem = implausible_tr(t_r, what, value)
     if not problem:

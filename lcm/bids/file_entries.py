@@ -59,12 +59,12 @@ from lcm.bids.rows import (
     not_fetched_reason,
 )
 from lcm.bids.sidecars import UNREADABLE, NotFetched, read_json_object
-from lcm.bids.timing import implausible_tr, set_tr_fix
 from lcm.entries import TABLE, entry_type
 from lcm.exceptions import InputDataError
 from lcm.hints import set_to
 from lcm.io.bids_names import check_label, check_name_label, parse_entities, run_key
 from lcm.reason_codes import with_fix
+from lcm.repetition_time import implausible_tr, set_tr_fix
 
 log = logging.getLogger(__name__)
 

@@ -16,18 +16,13 @@ from typing import Any
 from lcm import reason_codes
 from lcm.bids.dataset import CONFIG_KEYS
 from lcm.bids.nifti_header import UnreadableHeader, header_problem, read_bold_header, sniff_image
-from lcm.bids.timing import (
-    compare_header_tr,
-    header_tr_name,
-    implausible_tr,
-    set_unit_fix,
-    sidecar_tr,
-)
+from lcm.bids.timing import compare_header_tr, header_tr_name, set_unit_fix, sidecar_tr
 from lcm.docstrings import fill_doc
 from lcm.entries import entry_type
 from lcm.io.bids_names import parse_entities
 from lcm.io.output_space import is_native_space
 from lcm.reason_codes import with_fix
+from lcm.repetition_time import implausible_tr
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +292,7 @@ def header_repetition_time(row: dict[str, Any], metadata: dict[str, Any]) -> dic
     milliseconds and microseconds, converted), with a warning naming the file, and
     ``tr_check`` :data:`TR_FROM_HEADER`. A header of unknown time unit (``xyzt_units`` time
     bits 0), a ``pixdim[4]`` that is no positive number, a TR above 30 s (2000 milliseconds
-    written in ``sec``: :func:`lcm.bids.timing.implausible_tr`), or a header that cannot be
+    written in ``sec``: :func:`lcm.repetition_time.implausible_tr`), or a header that cannot be
     read keeps the run excluded as ``no_repetition_time``, the reason saying which.
 
     Parameters

@@ -11,16 +11,12 @@ from typing import NamedTuple
 
 from lcm.bids.nifti_header import BoldHeader
 from lcm.reason_codes import with_fix
+from lcm.repetition_time import PLAUSIBLE_TR_S
 
 # Header and sidecar disagree when they differ by more than this (seconds); rounding in
 # converters (e.g. 2.0 vs 1.99999) stays below it.
 TR_TOLERANCE_S = 1e-3
 
-# A pixdim[4] whose xyzt_units names no time unit is compared with the sidecar only where it
-# is a plausible TR in one unit and not in the other: 0.05 to 30 seconds (sub-second
-# multiband to sparse designs), or the same span in milliseconds (50 to 30000). The ranges do
-# not overlap, so the reading is never a guess between two.
-PLAUSIBLE_TR_S = (0.05, 30.0)
 # What nibabel, and writers built on it, leave in pixdim[4] with no time unit when no TR was
 # set: a placeholder, not a TR.
 _DEFAULT_PIXDIM = 1.0
@@ -97,10 +93,10 @@ def compare_header_tr(sidecar_tr: float, header: BoldHeader, source: str) -> Hea
     unknown (time bits 0, or a code that is no time unit) is a number of unknown unit:
     nibabel's ``get_zooms()`` reports it as written, fMRIPrep trusts the sidecar and the BIDS
     validator only warns. It is compared only where it is a plausible TR in seconds or in
-    milliseconds (:data:`PLAUSIBLE_TR_S`, the two spans disjoint), read in that unit, and
-    never confirms the sidecar (``unchecked`` says how it was read); nibabel's default
-    ``pixdim[4]`` of 1 and implausible values are not compared. Every text says when the
-    header's unit is unknown.
+    milliseconds (:data:`lcm.repetition_time.PLAUSIBLE_TR_S`, the two spans disjoint), read
+    in that unit, and never confirms the sidecar (``unchecked`` says how it was read); nibabel's
+    default ``pixdim[4]`` of 1 and implausible values are not compared. Every text says when
+    the header's unit is unknown.
 
     Parameters
     ----------
@@ -182,59 +178,10 @@ def sidecar_tr(metadata: dict, source: str) -> tuple[float | None, str]:
     return t_r, ""
 
 
-def set_tr_fix(what: str) -> str:
-    """The fix of an unusable repetition time: set ``what`` to the TR in seconds.
-
-    Parameters
-    ----------
-    what : str
-        Where the TR was given: ``RepetitionTime of <sidecar>``, a listing's cell, or the
-        dataset's setting as the user names it (``--repetition-time``, a config key).
-
-    Returns
-    -------
-    str
-    """
-    return f"set {what} to the repetition time in seconds, e.g. 2.0 (not 2000 ms)"
-
-
-def implausible_tr(t_r: float, what: str, value: object) -> str:
-    """Why a TR in seconds is no fMRI repetition time (milliseconds as seconds), else ``""``.
-
-    The one plausibility check of every way in (:mod:`lcm.bids.file_entries`,
-    :mod:`lcm.bids.fast_index` for raw BIDS, fMRIPrep derivatives and XCP-D alike): a TR
-    above :data:`PLAUSIBLE_TR_S` is refused. 2000 (milliseconds) read as seconds was excluded
-    later for a high-pass 'above Nyquist', with the fix to lower the filter, or, for a BOLD
-    whose header a converter wrote with the same 2000 in ``sec``, included with a TR of
-    2000 s: the header's agreement (:func:`compare_header_tr`) proves nothing then.
-
-    Parameters
-    ----------
-    t_r : float
-        The TR read, a positive number.
-    what : str
-        Where it was given, as :func:`set_tr_fix` names it.
-    value : object
-        The value as given, for the reason.
-
-    Returns
-    -------
-    str
-        The reason (without its fix: :func:`set_tr_fix`, :func:`header_unit_fix`), ``""``
-        when plausible.
-    """
-    high = PLAUSIBLE_TR_S[1]
-    if t_r <= high:
-        return ""
-    return (
-        f"{what} is {value!r}: above {high:g} s, no fMRI repetition time in seconds (in "
-        f"milliseconds it is {t_r / 1000:g} s)"
-    )
-
-
 def header_tr_name(header: BoldHeader, source: str) -> str:
     """How a reason names a BOLD header's TR: ``pixdim[4] of the NIfTI header of <source>
-    (xyzt_units: <unit>)``, for :func:`implausible_tr` where the header gave the TR.
+    (xyzt_units: <unit>)``, for :func:`lcm.repetition_time.implausible_tr` where the header
+    gave the TR.
 
     Parameters
     ----------

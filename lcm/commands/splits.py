@@ -143,9 +143,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         from lcm.evaluate.splits import setting_names
 
-        # The fixes name --n-folds, or under a rule the config's evaluate.n_folds; the store
-        # said "n_folds", which neither user wrote.
-        said = setting_names(None if getattr(args, "rule", None) else SETTINGS_NAMES)
+        # The fixes name --n-folds and --schemes, or under a rule the config's evaluate.n_folds
+        # and evaluate.split; the store said "n_folds" and "lcm splits --schemes subject"
+        # whoever asked. Without --task (only) the schemes are this verb's option.
+        said = setting_names(
+            None if getattr(args, "rule", None) else {**SETTINGS_NAMES, "schemes": "--schemes"}
+        )
         runs = read_runs(args.store, args.atlas, list(args.datasets))
         schemes = args.schemes or _default_schemes(runs, args.n_folds)
         if args.label:
@@ -347,7 +350,8 @@ def _labelled_splits(
     values = subjects[label]
     labelled = values.notna().to_numpy()
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    if numeric and values[labelled].nunique() > 2:
+    continuous = bool(numeric and values[labelled].nunique() > 2)
+    if continuous:
         # A continuous label: its raw values made one stratum each (one subject per level).
         stratum = strata(values[labelled].to_numpy(dtype=float)).astype(str)
     else:
@@ -357,7 +361,9 @@ def _labelled_splits(
     if others:
         tables.append(make_splits(runs, n_folds, seed, tuple(others), names=names))
     if "subject" in schemes:
-        tables.append(_subject_scheme(subjects, label, labelled, stratum, n_folds, seed, names))
+        tables.append(
+            _subject_scheme(subjects, label, labelled, stratum, n_folds, seed, names, continuous)
+        )
     out = pd.concat(tables, ignore_index=True)
     out = out.sort_values(["scheme", "dataset", "subject"], kind="stable")
     return out.reset_index(drop=True)[list(COLUMNS)]
@@ -371,15 +377,25 @@ def _subject_scheme(
     n_folds: int,
     seed: int,
     names: dict[str, str],
+    continuous: bool = False,
 ) -> pd.DataFrame:
-    """Subject folds: the labelled subjects stratified, the others dealt round the folds."""
+    """Subject folds: the labelled subjects stratified (by level, or by half of a
+    ``continuous`` label), the others dealt round the folds."""
     frames = []
     if labelled.any():
         # The strata under the label's own name: make_splits names its column in errors, and
         # said "by 'stratum'", a column the user never gave.
         with_stratum = subjects[labelled].assign(**{label: stratum})
         frames.append(
-            make_splits(with_stratum, n_folds, seed, ("subject",), label=label, names=names)
+            make_splits(
+                with_stratum,
+                n_folds,
+                seed,
+                ("subject",),
+                label=label,
+                names=names,
+                continuous=continuous,
+            )
         )
     rest = subjects[~labelled][["dataset", "subject", "site"]]
     rest = rest.assign(site=rest["site"].fillna("")).astype(str)

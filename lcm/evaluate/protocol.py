@@ -201,6 +201,14 @@ class EvaluationSettings:
             raise ConfigError(
                 f"{source}: label_fractions must be numbers in (0, 1], got {list(fractions)}."
             )
+        # Refused, not deduplicated: a fraction listed twice is a typo (0.1 for 0.01) as often
+        # as a copy, and dropping it silently ran fewer fractions than the config says.
+        distinct = sorted({float(f) for f in fractions})  # 1 and 1.0 are one fraction
+        check_distinct_repeats(
+            [float(f) for f in fractions],
+            f"{source}: label_fractions",
+            hint=f"List each fraction once, e.g. label_fractions: {distinct}.",
+        )
         models = _sequence(raw, "models", cls.models, source)
         unknown_models = [m for m in models if m not in _REGISTRY]
         if unknown_models or len(set(models)) != len(models):
@@ -222,7 +230,7 @@ class EvaluationSettings:
         return cls(
             n_folds=n_folds,
             seeds=tuple(seeds),
-            label_fractions=tuple(sorted(float(f) for f in set(fractions))),
+            label_fractions=tuple(sorted(float(f) for f in fractions)),
             models=tuple(models),
             finetune=dict(finetune),
             split=split,

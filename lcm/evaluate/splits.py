@@ -85,15 +85,17 @@ def setting_names(names: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**SETTING_KEYS, **(names or {})}
 
 
-def check_distinct_repeats(repeats: Sequence[int], what: str, hint: str) -> None:
-    """Refuse a repeat (an ``evaluate.seeds`` entry) listed more than once.
+def check_distinct_repeats(repeats: Sequence[float], what: str, hint: str) -> None:
+    """Refuse a repeat (an ``evaluate.seeds`` or ``evaluate.label_fractions`` entry) listed
+    more than once.
 
-    A repeat listed twice is the same cross-validation twice: its fits are copies, which the
-    summary would count as new evidence, narrowing its intervals.
+    A seed listed twice is the same cross-validation twice: its fits are copies, which the
+    summary would count as new evidence, narrowing its intervals. A label fraction listed
+    twice was dropped silently: refused too, naming it.
 
     Parameters
     ----------
-    repeats : sequence of int
+    repeats : sequence of int or float
     what : str
         Where they were given, e.g. ``"config.yaml: evaluate.seeds"``.
     hint : str
@@ -425,7 +427,9 @@ def site_folds(
             hint=f"Fix the site column, or set {set_to(said['split'], 'subject')}.",
         )
     groups = np.asarray(groups).astype(str)
-    table = make_splits(_subjects_frame(groups, sites), seed=seed, schemes=("leave_site_out",))
+    table = make_splits(
+        _subjects_frame(groups, sites), seed=seed, schemes=("leave_site_out",), names=said
+    )
     folds = folds_from_table(table, groups, "leave_site_out", seed)
     return usable_site_folds(folds, y, groups, sites, min_per_class, names)
 

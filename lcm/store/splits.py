@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from lcm.exceptions import InputDataError
+from lcm.hints import set_to
 from lcm.io.atomic import atomic_path
 from lcm.io.provenance import environment
 
@@ -58,6 +59,8 @@ def make_splits(
     schemes: tuple[str, ...] | list[str] = SCHEMES,
     label: str | None = None,
     names: Mapping[str, str] | None = None,
+    *,
+    continuous: bool = False,
 ) -> pd.DataFrame:
     """Assign every subject to one test fold per scheme.
 
@@ -75,7 +78,11 @@ def make_splits(
     label : str, optional
         Column to stratify the ``subject`` folds by (the diagnosis of a downstream task).
     names : mapping of str to str, optional
-        How the user gave the folds' setting, named in the fixes (:func:`n_folds_name`).
+        How the user gave the folds' and the schemes' settings, named in the fixes
+        (:func:`n_folds_name`, :func:`schemes_name`).
+    continuous : bool, default False
+        Whether ``label`` holds the lower/upper halves of a continuous label
+        (:func:`lcm.evaluate.splits.strata`), not its levels: named so in errors.
 
     Returns
     -------
@@ -106,7 +113,7 @@ def make_splits(
     table = _one_row_per_subject(subjects, label)
     site_schemes = [s for s in schemes if s in SITE_SCHEMES]
     if site_schemes:
-        _check_sites(table, site_schemes)
+        _check_sites(table, site_schemes, names)
     for scheme in site_schemes:
         problem = too_few_sites(table, scheme, n_folds)
         if problem:
@@ -115,14 +122,24 @@ def make_splits(
             fix = _TOO_FEW_SITES_FIX[scheme if n_sites >= 2 else "leave_site_out"]
             keys = site_column_keys(site_counts(table))
             said = n_folds_name(names)
-            raise InputDataError(problem, hint=fix.format(n=n_sites, keys=keys, n_folds=said))
+            hint = fix.format(
+                n=n_sites,
+                keys=keys,
+                n_folds=said,
+                subject=schemes_name(names, ["subject"]),
+                both=schemes_name(names, ["subject", "leave_site_out"]),
+            )
+            raise InputDataError(problem, hint=hint)
     keys = (table["dataset"] + "/" + table["subject"]).to_numpy()
     site_keys = (table["dataset"] + "/" + table["site"]).to_numpy()
     frames = []
     for scheme in schemes:
         if scheme == "subject":
             strata = table[label].astype(str).to_numpy() if label else None
-            folds, k = subject_fold_ids(keys, strata, n_folds, seed, label, names), n_folds
+            folds = subject_fold_ids(
+                keys, strata, n_folds, seed, label, names, continuous=continuous
+            )
+            k = n_folds
         else:
             k_site = n_folds if scheme == "site" else None
             folds, k = site_fold_ids(site_keys, k_site, seed, names)
@@ -201,6 +218,8 @@ def subject_fold_ids(
     seed: int,
     label: str | None = None,
     names: Mapping[str, str] | None = None,
+    *,
+    continuous: bool = False,
 ) -> np.ndarray:
     """Subject-level (stratified) K-fold: the test fold of each subject.
 
@@ -217,6 +236,8 @@ def subject_fold_ids(
         Name of the stratifying variable, for messages.
     names : mapping of str to str, optional
         How the user gave the folds' setting, named in the fixes (:func:`n_folds_name`).
+    continuous : bool, default False
+        Whether ``strata`` are the lower/upper halves of a continuous label, not its levels.
 
     Returns
     -------
@@ -242,9 +263,17 @@ def subject_fold_ids(
         y = np.asarray(strata).astype(str)[order]
         smallest = int(pd.Series(y).value_counts().min())
         if smallest < n_folds:
+            # A continuous label is stratified by halves, not levels: "its rarest level"
+            # of an age read as one of its ages.
+            said = (
+                " (a continuous label, stratified by the lower and upper half of its values by "
+                "rank): its smaller half"
+                if continuous
+                else ": its rarest level"
+            )
             raise InputDataError(
-                f"Cannot stratify {n_folds} folds by {label or 'the label'!r}: its rarest level "
-                f"has {smallest} subjects.",
+                f"Cannot stratify {n_folds} folds by {label or 'the label'!r}{said} has "
+                f"{smallest} subjects.",
                 hint=_fewer_folds(names, smallest, "drop stratification"),
             )
         cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(x, y)
@@ -405,14 +434,49 @@ def site_counts(subjects: pd.DataFrame) -> dict[str, int]:
 
 # How to get past too few sites when a site-level scheme was asked for ({n}: the sites;
 # {keys}: the catalogue's site_column keys of the datasets, site_column_keys; {n_folds}: the
-# folds' setting as the user gave it, n_folds_name).
+# folds' setting as the user gave it, n_folds_name; {subject} and {both}: the schemes' setting
+# as the user gave it, set to the subject scheme, or to it and leave_site_out, schemes_name).
 _TOO_FEW_SITES_FIX = {
     "site": "Lower {n_folds} to {n} or fewer (one fold per site at most), use the "
-    "leave_site_out scheme (one fold per site) or the subject scheme (lcm splits --schemes "
-    "subject leave_site_out), or add datasets with sites.",
-    "leave_site_out": "Use the subject scheme (lcm splits --schemes subject), or add datasets "
-    "or sites ({keys} in the variable catalogue, then rerun lcm store).",
+    "leave_site_out scheme (one fold per site) or the subject scheme ({both}), or add "
+    "datasets with sites.",
+    "leave_site_out": "Use the subject scheme ({subject}), or add datasets or sites ({keys} "
+    "in the variable catalogue, then rerun lcm store).",
 }
+
+# The value of lcm evaluate's split (evaluate.split, --settings' split) that picks each scheme
+# of a task's table; the 'site' scheme is no evaluation's (lcm.evaluate.splits.SPLITS).
+_SPLIT_OF_SCHEME = {"subject": "subject", "leave_site_out": "site"}
+
+
+def schemes_name(names: Mapping[str, str] | None, schemes: list[str]) -> str:
+    """The setting that asks for ``schemes``, as the user gave the schemes.
+
+    ``lcm splits`` names its ``--schemes`` (``names["schemes"]``): ``--schemes subject``.
+    Under a workflow rule, or from ``lcm evaluate``, the schemes are no setting of the user's:
+    the evaluation's split picks one (``names["split"]``, :func:`lcm.evaluate.splits
+    .setting_names`), ``evaluate.split: subject`` or ``--settings' split to "subject"``
+    (:func:`lcm.hints.set_to`). A Python caller that passes neither set the ``schemes``
+    argument: ``schemes=['subject']``.
+
+    Parameters
+    ----------
+    names : mapping of str to str, optional
+        Setting to the name the user gave it by.
+    schemes : list of str
+        The schemes to ask for, of :data:`SCHEMES`.
+
+    Returns
+    -------
+    str
+    """
+    names = names or {}
+    if "schemes" in names:
+        return set_to(names["schemes"], " ".join(schemes))
+    split = [_SPLIT_OF_SCHEME[s] for s in schemes if s in _SPLIT_OF_SCHEME]
+    if "split" in names and split:
+        return " or ".join(set_to(names["split"], value) for value in split)
+    return f"schemes={list(schemes)!r}"
 
 
 def site_column_keys(datasets: Iterable[str]) -> str:
@@ -469,9 +533,12 @@ def too_few_sites(subjects: pd.DataFrame, scheme: str, n_folds: int) -> str:
     )
 
 
-def _check_sites(table: pd.DataFrame, schemes: list[str]) -> None:
+def _check_sites(
+    table: pd.DataFrame, schemes: list[str], names: Mapping[str, str] | None = None
+) -> None:
     """Refuse site-level schemes where a subject has no site: ``""`` would become a site of its
-    own (one fold testing every site-less subject, or a whole site-less dataset)."""
+    own (one fold testing every site-less subject, or a whole site-less dataset). The fix
+    names the schemes' setting as the user gave it (:func:`schemes_name`)."""
     missing = unsited_subjects(table)
     if not missing:
         return
@@ -484,7 +551,7 @@ def _check_sites(table: pd.DataFrame, schemes: list[str]) -> None:
         f"dataset(s) {counts}.",
         hint="Name the dataset's site column in the variable catalogue "
         f"({site_column_keys(missing)}), fill its empty cells and rerun `lcm store`, or use "
-        "the subject scheme alone (lcm splits --schemes subject).",
+        f"the subject scheme alone ({schemes_name(names, ['subject'])}).",
     )
 
 

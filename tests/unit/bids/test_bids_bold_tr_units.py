@@ -6,7 +6,7 @@ header it is told, so its ``pixdim[4]`` is 2000 with ``xyzt_units`` ``sec`` (the
 A raw run of the first kind was included with a TR of 2000 s, which made every band-pass
 filter and duration absurd downstream; the others were excluded as a "TR mismatch" whose fix
 did not say which is wrong. The raw-BIDS and fMRIPrep-derivatives ways in now refuse such a TR
-as the XCP-D and file-listing ones do (:func:`lcm.bids.timing.implausible_tr`).
+as the XCP-D and file-listing ones do (:func:`lcm.repetition_time.implausible_tr`).
 """
 
 from __future__ import annotations

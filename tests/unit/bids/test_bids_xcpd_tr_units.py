@@ -3,7 +3,7 @@
 A folder of plain series files refused a TR of 2000 at ingest; the same series in an XCP-D
 tree (indexed by :mod:`lcm.bids.fast_index`) was included with a TR of 2000 s, and each run was
 excluded later by the connectome stage with a high-pass 'above Nyquist' and the fix to lower
-the filter. Both ways in now share one check (:func:`lcm.bids.timing.implausible_tr`).
+the filter. Both ways in now share one check (:func:`lcm.repetition_time.implausible_tr`).
 """
 
 from __future__ import annotations

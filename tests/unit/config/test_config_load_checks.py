@@ -18,7 +18,7 @@ from helpers import ROOT
 
 from lcm.config import load_yaml_text, read_yaml_mapping
 from lcm.connectome.config_check import check_config as check_connectome_config
-from lcm.evaluate.config_schema import validate_config
+from lcm.evaluate.config_schema import load_config, validate_config
 from lcm.exceptions import ConfigError
 from lcm.model.config import check_model_settings
 from lcm.workflow.plan import WorkflowPlan
@@ -195,3 +195,28 @@ def test_nested_config_overrides_are_typed_as_the_schema_wants() -> None:
     typed["evaluate"]["n_folds"] = "five"
     with pytest.raises(ConfigError, match="'five' is not of type 'integer'"):
         validate_config(retype_overrides(typed, {"evaluate": {"n_folds": "five"}}))
+
+
+@pytest.mark.parametrize("value", [2000, 2000.0, 45])
+def test_a_repetition_time_in_milliseconds_is_refused_at_load(
+    demo: dict, tmp_path: Path, value: float
+) -> None:
+    """datasets.<name>.repetition_time: 2000 (2 s written in milliseconds) passed the schema (a
+    positive number) and every run that took it was excluded at ingest as no_repetition_time;
+    the load now refuses it with ingest's own rule and words, naming the file and the key."""
+    demo["datasets"]["abidelike"]["repetition_time"] = value
+    path = tmp_path / "my.yaml"
+    path.write_text(yaml.safe_dump(demo))
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    said = refused.value.message
+    assert said.startswith(f"{path}: datasets.abidelike.repetition_time is {value!r}: above 30 s")
+    assert f"in milliseconds it is {value / 1000:g} s" in said
+    assert refused.value.hint.startswith("Set datasets.abidelike.repetition_time to the ")
+    assert "e.g. 2.0" in refused.value.hint and "BIDS RepetitionTime is in seconds" in (
+        refused.value.hint
+    )
+    # A TR in seconds, sparse designs up to 30 s included, still loads.
+    demo["datasets"]["abidelike"]["repetition_time"] = 30
+    path.write_text(yaml.safe_dump(demo))
+    assert load_config(path)["datasets"]["abidelike"]["repetition_time"] == 30

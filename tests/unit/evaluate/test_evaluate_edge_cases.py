@@ -36,6 +36,28 @@ def test_repeated_seeds_are_refused_naming_the_key_once(source: str):
     assert EvaluationSettings.from_dict({"seeds": [1, 0]}).seeds == (1, 0)
 
 
+@pytest.mark.parametrize("source", ["--settings", "evaluate"])
+def test_repeated_label_fractions_are_refused_naming_the_value(source: str):
+    """label_fractions [0.1, 1.0, 1] was deduplicated silently to (0.1, 1.0): fewer fractions
+    than the config listed, and no word of it. Refused now, in the rule's settings and at load,
+    naming the key, the repeated value and the list to write."""
+    with pytest.raises(ConfigError, match=r"repeated: \[1\.0\]") as refused:
+        EvaluationSettings.from_dict({"label_fractions": [0.1, 1.0, 1]}, source)
+    assert str(refused.value).startswith(f"{source}: label_fractions must be distinct")
+    assert "label_fractions: [0.1, 1.0]" in refused.value.hint
+    with pytest.raises(ConfigError) as loaded:
+        validate_partial({"evaluate": {"label_fractions": [0.5, 0.1, 0.5]}}, "my.yaml")
+    assert loaded.value.message.startswith(
+        "my.yaml: invalid value at key 'evaluate.label_fractions': each value must be given "
+        "once, repeated: [0.5]"
+    )
+    assert loaded.value.hint.startswith("List each value once (drop the repeat of 0.5).")
+    assert EvaluationSettings.from_dict({"label_fractions": [1, 0.1]}).label_fractions == (
+        0.1,
+        1.0,
+    )
+
+
 def test_site_split_runs_seed_invariant_fits_once(prevalence_model):
     """Leave-site-out folds do not change with the seed: at label fraction 1 the data repeat.
     A model that ignores its seed (prevalence) is fitted once; one whose fit depends on it

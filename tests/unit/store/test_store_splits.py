@@ -128,8 +128,8 @@ def test_a_subject_without_a_site_is_no_site_of_its_own(scheme: str) -> None:
     # The dataset's key filled in (it said datasets.<name>.site_column).
     assert info.value.hint == (
         "Name the dataset's site column in the variable catalogue (datasets.abide.site_column), "
-        "fill its empty cells and rerun `lcm store`, or use the subject scheme alone (lcm "
-        "splits --schemes subject)."
+        "fill its empty cells and rerun `lcm store`, or use the subject scheme alone "
+        "(schemes=['subject'])."
     )
     assert set(make_splits(runs, n_folds=3, schemes=["subject"])["site"]) >= {"", "S0"}
 
@@ -139,9 +139,90 @@ def test_one_site_names_the_site_column_key_of_the_dataset() -> None:
     with pytest.raises(InputDataError, match="Cannot leave one site out") as info:
         make_splits(_subjects(sites=1), schemes=["leave_site_out"])
     assert info.value.hint == (
-        "Use the subject scheme (lcm splits --schemes subject), or add datasets or sites "
+        "Use the subject scheme (schemes=['subject']), or add datasets or sites "
         "(datasets.abide.site_column in the variable catalogue, then rerun lcm store)."
     )
+
+
+@pytest.mark.parametrize(
+    ("names", "subject", "both"),
+    [
+        # lcm splits: its own option.
+        ({"n_folds": "--n-folds", "schemes": "--schemes"}, "--schemes subject", None),
+        # A workflow rule, or lcm evaluate: the evaluation's split picks the scheme.
+        (
+            {"split": "evaluate.split"},
+            "evaluate.split: subject",
+            "evaluate.split: subject or evaluate.split: site",
+        ),
+        (
+            {"split": "--settings' split"},
+            '--settings\' split to "subject"',
+            '--settings\' split to "subject" or --settings\' split to "site"',
+        ),
+        # A Python caller: the argument.
+        (None, "schemes=['subject']", "schemes=['subject', 'leave_site_out']"),
+    ],
+)
+def test_too_few_sites_names_the_schemes_setting_as_given(
+    names: dict | None, subject: str, both: str | None
+) -> None:
+    """The too-few-sites and site-less fixes said `lcm splits --schemes subject` whoever asked:
+    under a workflow rule the user picks the scheme with evaluate.split, not an option of a
+    command the workflow runs. Each names the setting the way the user gave it."""
+    with pytest.raises(InputDataError, match="Cannot leave one site out") as one:
+        make_splits(_subjects(sites=1), schemes=["leave_site_out"], names=names)
+    assert one.value.hint.startswith(f"Use the subject scheme ({subject}), or add datasets")
+    runs = _subjects(sites=4)
+    runs.loc[runs["subject"].astype(int) >= 30, "site"] = ""
+    with pytest.raises(InputDataError, match="need every subject's site") as siteless:
+        make_splits(runs, n_folds=3, schemes=["leave_site_out"], names=names)
+    assert siteless.value.hint.endswith(f"or use the subject scheme alone ({subject}).")
+    with pytest.raises(InputDataError, match="Cannot split 2 site") as few:
+        make_splits(_subjects(sites=2), n_folds=5, schemes=["site"], names=names)
+    said = both or f"{subject} leave_site_out"
+    assert f"or the subject scheme ({said}), or add datasets" in few.value.hint
+    if names and "split" in names:
+        assert "--schemes" not in one.value.hint + siteless.value.hint + few.value.hint
+
+
+@pytest.mark.parametrize(
+    ("rule", "subject"),
+    [([], "--schemes subject"), (["--rule", "splits"], "evaluate.split: subject")],
+    ids=["command_line", "rule"],
+)
+def test_lcm_splits_names_the_schemes_and_a_continuous_labels_halves_as_given(
+    tmp_path: Path, rule: list[str], subject: str
+) -> None:
+    """`lcm splits` on one site told a workflow rule's user to run `lcm splits --schemes
+    subject`; and stratifying by a continuous label (by its lower and upper half) with too few
+    subjects said "its rarest level has 3 subjects", as if one age value were short."""
+    from lcm.cli import build_parser
+
+    store = _sited_store(tmp_path, {"one": 1})
+    ages = pd.DataFrame({"subject": [f"{i:02d}" for i in range(10)], "site": "S0"})
+    ages["age"] = [20.0 + 3 * i for i in range(10)]
+    age = Catalogue(
+        variables={"age": Variable("age", "continuous", "sociodemographic")}, datasets={}
+    )
+    write_variables(store, "one", ages, age)
+    argv = [*rule, "splits", "--store", str(store), "--atlas", "toy", "--datasets", "one"]
+    argv += ["--out", str(tmp_path / "s.parquet"), "--n-folds"]
+    args = build_parser().parse_args([*argv, "2", "--schemes", "subject", "leave_site_out"])
+    with pytest.raises(InputDataError, match="Cannot leave one site out of 1 site") as info:
+        args.func(args)
+    assert info.value.hint.startswith(f"Use the subject scheme ({subject}), or add datasets")
+    # 10 subjects, halves of 5: 6 folds cannot stratify them.
+    args = build_parser().parse_args([*argv, "6", "--schemes", "subject", "--label", "age"])
+    with pytest.raises(InputDataError) as info:
+        args.func(args)
+    assert info.value.message == (
+        "Cannot stratify 6 folds by 'age' (a continuous label, stratified by the lower and "
+        "upper half of its values by rank): its smaller half has 5 subjects."
+    )
+    assert "level" not in info.value.message
+    args = build_parser().parse_args([*argv, "5", "--schemes", "subject", "--label", "age"])
+    assert args.func(args) == 0
 
 
 def test_lcm_splits_without_task_gives_site_less_datasets_subject_folds(tmp_path: Path) -> None:
@@ -381,8 +462,8 @@ def test_default_schemes_leave_out_what_too_few_sites_cannot_split(
     ("sites", "scheme", "message", "fix"),
     [
         (2, "site", r"Cannot split 2 site\(s\) into 5 site-level folds", "n_folds to 2 or fewer"),
-        (1, "site", r"Cannot split 1 site\(s\) into 5", "--schemes subject"),
-        (1, "leave_site_out", "Cannot leave one site out of 1 site", "--schemes subject"),
+        (1, "site", r"Cannot split 1 site\(s\) into 5", "schemes=['subject']"),
+        (1, "leave_site_out", "Cannot leave one site out of 1 site", "schemes=['subject']"),
     ],
 )
 def test_site_schemes_asked_for_with_too_few_sites_are_refused(
