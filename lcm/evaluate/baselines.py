@@ -26,7 +26,8 @@ import pandas as pd
 import sklearn
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
-from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -152,6 +153,9 @@ class _TunedLinear:
     default = 1.0
     scoring = "roc_auc"
 
+    # A memo that permuted refits of one control share (set by ShuffledLabels.fit).
+    _shared: dict[Any, Any] | None = None
+
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
@@ -202,40 +206,98 @@ class _TunedLinear:
         who = type(self).__name__
         self._fit_features(np.asarray(fc))
         x, y_lab, g = _labeled_rows(fc, y, groups, who, self.binary)
-        feats = self._features(x)
-        if not np.isfinite(feats).all():
-            raise InputDataError(
-                f"{who}.fit: non-finite connectome features (NaN or infinite values).",
-                hint="Exclude runs with NaN connectome entries (constant or missing ROI signals).",
-            )
-        # Checked once here: scikit-learn's own finite checks re-scan the features in every
+        # A control's permuted refits share one memo (ShuffledLabels): their labeled runs are
+        # the same, so the features and the scaler of all of them are computed once.
+        memo = self._shared if self._shared is not None else {}
+        key = ("features", is_labeled(np.asarray(y)).tobytes())
+        if key not in memo:
+            feats = self._features(x)
+            if not np.isfinite(feats).all():
+                raise InputDataError(
+                    f"{who}.fit: non-finite connectome features (NaN or infinite values).",
+                    hint="Exclude runs with NaN connectome entries (constant or missing ROI "
+                    "signals).",
+                )
+            feats.flags.writeable = False  # shared by the permuted refits: never modified
+            memo[key] = feats
+        # Checked once above: scikit-learn's own finite checks re-scan the features in every
         # inner fit, scaler and scorer (about a fifth of the control's 260 fits per fold).
         with sklearn.config_context(assume_finite=True):
-            self._fit_tuned(feats, y_lab, g, who)
+            self._fit_tuned(memo[key], y_lab, g, who, memo)
         self.n_train_ = len(y_lab)
         return self
 
     def _fit_tuned(
-        self, feats: np.ndarray, y_lab: np.ndarray, g: np.ndarray | None, who: str
+        self,
+        feats: np.ndarray,
+        y_lab: np.ndarray,
+        g: np.ndarray | None,
+        who: str,
+        memo: dict[Any, Any],
     ) -> None:
+        """Choose the hyper-parameter by inner CV, then refit on every labeled run.
+
+        What ``GridSearchCV(make_pipeline(StandardScaler(), estimator), cv=inner folds,
+        error_score=nan)`` computes, bit for bit, without refitting each inner fold's scaler
+        once per grid value: the best value is the first with the highest mean fold score
+        (NaN scores last), and the final model is the scaler and estimator fitted on ``feats``.
+        """
         splits = inner_splits(y_lab, g, self.seed)
         if splits is None:
             self.best_param_ = self.default
-            self.model_ = make_pipeline(StandardScaler(), self._estimator(self.default))
-            self.model_.fit(feats, y_lab)
             log.debug("%s: too few subjects for inner CV, %s=%g", who, self.param, self.default)
         else:
-            search = GridSearchCV(
-                make_pipeline(StandardScaler(), self._estimator(self.default)),
-                {f"{self._step()}__{self.param}": list(self.grid)},
-                scoring=self.scoring,
-                cv=splits,
-                error_score=np.nan,
-            )
-            search.fit(feats, y_lab)
-            self.best_param_ = float(search.best_params_[f"{self._step()}__{self.param}"])
-            self.model_ = search.best_estimator_
+            self.best_param_ = float(self._search(feats, y_lab, splits, who))
             log.debug("%s: inner CV chose %s=%g", who, self.param, self.best_param_)
+        key = ("scaled", feats.shape)
+        if key not in memo:
+            scaler = StandardScaler()
+            scaled = scaler.fit_transform(feats)
+            scaled.flags.writeable = False  # shared by the permuted refits: never modified
+            memo[key] = (scaler, scaled)
+        scaler, scaled = memo[key]
+        self.model_ = make_pipeline(scaler, self._estimator(self.best_param_).fit(scaled, y_lab))
+
+    def _search(
+        self,
+        feats: np.ndarray,
+        y_lab: np.ndarray,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+        who: str,
+    ) -> float:
+        """The grid value of the best mean inner-fold score (GridSearchCV's choice)."""
+        scorer = get_scorer(self.scoring)
+        scores = np.full((len(self.grid), len(splits)), np.nan)
+        failed = 0
+        last_error: Exception | None = None
+        for j, (train, val) in enumerate(splits):
+            # One scaler per inner fold serves every grid value (fitted on its training rows).
+            scaler = StandardScaler()
+            x_train = scaler.fit_transform(feats[train])
+            x_train.flags.writeable = False
+            x_val = scaler.transform(feats[val])
+            for i, value in enumerate(self.grid):
+                try:
+                    estimator = self._estimator(value).fit(x_train, y_lab[train])
+                except Exception as err:  # GridSearchCV's error_score=nan
+                    failed += 1
+                    last_error = err
+                    continue
+                try:
+                    scores[i, j] = scorer(estimator, x_val, y_lab[val])
+                except Exception as err:  # a fold's score that cannot be computed
+                    last_error = err
+        if failed == scores.size:
+            raise InputDataError(
+                f"{who}.fit: every inner-CV fit failed ({failed}); the last error: {last_error}",
+                hint="Check the training runs' labels and connectomes.",
+            )
+        if last_error is not None:
+            log.warning("%s: some inner-CV fits or scores failed: %s", who, last_error)
+        means = np.average(scores, axis=1)
+        if np.isnan(means).all():
+            return self.grid[0]
+        return self.grid[int(np.argmax(np.where(np.isnan(means), -np.inf, means)))]
 
     def _step(self) -> str:
         return type(self._estimator(self.default)).__name__.lower()
@@ -481,13 +543,22 @@ class ShuffledLabels:
         y = np.asarray(y)
         rng = np.random.default_rng(self.seed)
         self.estimators_ = []
+        # The permutations keep the labeled runs, so a tuned baseline's features and its scaler
+        # on all of them are the same for every refit: computed by the first, shared after.
+        memo: dict[Any, Any] = {}
         for _ in range(self.n_permutations):
             estimator = copy.deepcopy(self.estimator)
             permuted = permute_by_subject(y, groups, rng)
-            if getattr(estimator, "uses_groups", False):
-                estimator.fit(fc, permuted, variables, groups=groups)
-            else:
-                estimator.fit(fc, permuted, variables)
+            if isinstance(estimator, _TunedLinear):
+                estimator._shared = memo
+            try:
+                if getattr(estimator, "uses_groups", False):
+                    estimator.fit(fc, permuted, variables, groups=groups)
+                else:
+                    estimator.fit(fc, permuted, variables)
+            finally:
+                if isinstance(estimator, _TunedLinear):
+                    estimator._shared = None
             self.estimators_.append(estimator)
         return self
 

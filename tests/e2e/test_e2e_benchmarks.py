@@ -185,6 +185,14 @@ KEYS: dict[str, set[str]] = {
         "target",
         "identical_metrics",
     },
+    "control_speed.py": {
+        "ours_s",
+        "reference_s",
+        "ratio",
+        "n_fits",
+        "split",
+        "identical_results",
+    },
     "code_hash.py": {
         "verbs",
         "modules",
@@ -321,6 +329,12 @@ def _pretrain_stream(result: dict[str, Any]) -> None:
     assert result["pairs_checked"] >= sum(result["n_runs"]) // 2
 
 
+def _control_speed(result: dict[str, Any]) -> None:
+    # The control's shared fits give the reference's metrics, predictions and null scores.
+    assert result["identical_results"] is True
+    assert result["n_fits"] > 0 and result["ratio"] > 0
+
+
 def _bei_maps_memory(result: dict[str, Any]) -> None:
     # The maps read in pieces are the former fit's: the same penalties, coefficients within
     # 1e-8 (round-off; the tests' bound).
@@ -332,6 +346,7 @@ def _bei_maps_memory(result: dict[str, Any]) -> None:
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "bei_maps_memory.py": _bei_maps_memory,
     "code_hash.py": _code_hash,
+    "control_speed.py": _control_speed,
     "dag_scale.py": _dag,
     "evaluate_speed.py": _evaluate_speed,
     "report_scale.py": _report_scale,
