@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -345,31 +347,26 @@ def run(args: argparse.Namespace) -> int:
             "motion_fd_pearson_r_in_sample": motion_r,
         }
     )
-    # In the order of the set (REPORT_OUTPUTS), as they are written.
-    jobs = [Recorded(Path(args.out_metrics), tables_from)]
-    if args.out_predictions:
-        jobs.append(Recorded(Path(args.out_predictions), [*args.predictions, *motion_sources]))
-    jobs.append(
-        Recorded(
-            Path(args.out_summary),
-            tables_from,
-            {"interval": "corrected resampled t", "level": 0.95},
-        )
-    )
-    if args.out_headline:
-        # The means and their intervals come from the metrics, the difference from both.
-        headline_from = [
-            *args.metrics,
-            *args.predictions,
-            *(args.qc if len(motion_metrics) else []),
-        ]
-        jobs.append(Recorded(Path(args.out_headline), headline_from, {"n_boot": args.n_boot}))
-    if args.out_contrasts:
-        jobs.append(
-            Recorded(Path(args.out_contrasts), tables_from, {"method": "corrected resampled t"})
-        )
+    # The means and their intervals come from the metrics, the difference from both.
+    headline_from = [*args.metrics, *args.predictions, *(args.qc if len(motion_metrics) else [])]
     page_keys = {"readouts": readouts, **({"references": references} if references else {})}
-    jobs.append(Recorded(Path(args.out_html), inputs, page_keys))
+    # Each output once, in the order of the set (REPORT_OUTPUTS), as they are written: its
+    # option, its sources, its record's further keys, its writer and what it writes. An
+    # optional one not asked for (no option value) is neither written nor recorded.
+    parquet = partial(write_tidy_parquet, metadata={"sources": [str(p) for p in tables_from]})
+    predictions_from = [*args.predictions, *motion_sources]
+    method = "corrected resampled t"
+    declared: list[tuple[str | None, list, dict[str, Any], Callable[[str, Any], None], Any]] = [
+        (args.out_metrics, tables_from, {}, parquet, metrics),
+        # motion-fd's are fitted here, on a draw of training subjects no file keeps else.
+        (args.out_predictions, predictions_from, {}, write_tidy_parquet, predictions),
+        (args.out_summary, tables_from, {"interval": method, "level": 0.95}, write_tsv, summary),
+        (args.out_headline, headline_from, {"n_boot": args.n_boot}, write_tsv, headline),
+        (args.out_contrasts, tables_from, {"method": method}, write_tsv, contrasts),
+        (args.out_html, inputs, page_keys, write_text, page),
+    ]
+    asked = [row for row in declared if row[0]]
+    jobs = [Recorded(Path(out), sources, keys) for out, sources, keys, _, _ in asked]
     outputs = [job.output for job in jobs]
     # The tables and the page are kept only together, with their records (a full disk at the
     # page left new tables beside the last run's page; one at a record, written after the
@@ -378,22 +375,9 @@ def run(args: argparse.Namespace) -> int:
         WritingStopped("lcm report", outputs),
         written_together([*outputs, *map(provenance_path, outputs)]) as written,
     ):
-        write_tidy_parquet(args.out_metrics, metrics, {"sources": [str(p) for p in tables_from]})
-        written.append(Path(args.out_metrics))
-        if args.out_predictions:
-            # motion-fd's are fitted here, on a draw of training subjects no file keeps else.
-            write_tidy_parquet(args.out_predictions, predictions)
-            written.append(Path(args.out_predictions))
-        write_tsv(args.out_summary, summary)
-        written.append(Path(args.out_summary))
-        if args.out_headline:
-            write_tsv(args.out_headline, headline)
-            written.append(Path(args.out_headline))
-        if args.out_contrasts:
-            write_tsv(args.out_contrasts, contrasts)
-            written.append(Path(args.out_contrasts))
-        write_text(args.out_html, page)
-        written.append(Path(args.out_html))
+        for out, _, _, write, content in asked:
+            write(out, content)
+            written.append(Path(out))
         # Each record names the others as its job's products: nothing reads the page, the
         # headline or the contrasts, so without it one deleted or rewritten (its own record's
         # sha256 updated) passed lcm provenance verify.

@@ -11,30 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
+from helpers.atlas import label_image, with_and_without_image
 
 from lcm.atlas import load_atlas
 from lcm.exceptions import AtlasError
 
 SCHAEFER = ["7Networks_LH_Vis_1", "7Networks_LH_Vis_2", "7Networks_RH_Default_1"]
-
-
-def _image(root: Path, values: list[int]) -> str:
-    """A label image holding ``values``, each on its own block of voxels."""
-    data = np.zeros((4, 5, 6), dtype=np.int16)
-    for k, value in enumerate(values):
-        data[k] = value
-    nib.save(nib.Nifti1Image(data, np.eye(4)), root / "atlas.nii.gz")
-    return str(root / "atlas.nii.gz")
-
-
-def _both(root: Path, name: str, text: str, values: list[int]) -> tuple:
-    """The atlas of the labels file ``name`` with its image and without (labels only)."""
-    (root / name).write_text(text)
-    labels = str(root / name)
-    return load_atlas("mine", _image(root, values), labels), load_atlas("mine", labels=labels)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +67,7 @@ def test_a_published_table_pairs_its_names_with_their_values(
 ) -> None:
     """A Schaefer ``.lut`` gave names ``0.471 0.071 0.525 7Networks_LH_Vis_1``, AAL3's table
     ``Precentral_L 1``: the colours and repeated index read as part of the name."""
-    with_image, labels_only = _both(tmp_path, name, text, values)
+    with_image, labels_only = with_and_without_image(tmp_path, name, text, values)
     for atlas in (with_image, labels_only):
         assert atlas.labels[["index", "name"]].values.tolist() == [
             [v, n] for v, n in zip(values, names, strict=True)
@@ -105,7 +89,7 @@ def test_a_freesurfer_colour_lut_names_the_labels_its_image_holds(tmp_path: Path
     )
     (tmp_path / "FreeSurferColorLUT.txt").write_text(text)
     labels = str(tmp_path / "FreeSurferColorLUT.txt")
-    atlas = load_atlas("mine", _image(tmp_path, [17, 18, 53]), labels)
+    atlas = load_atlas("mine", label_image(tmp_path, [17, 18, 53]), labels)
     assert atlas.labels[["index", "name"]].values.tolist() == [
         [17, "Left-Hippocampus"],
         [18, "Left-Amygdala"],
@@ -113,7 +97,7 @@ def test_a_freesurfer_colour_lut_names_the_labels_its_image_holds(tmp_path: Path
     ]
     # A label of the image the table lacks is still refused.
     with pytest.raises(AtlasError, match=r"in the image only \[60\]"):
-        load_atlas("mine", _image(tmp_path, [17, 60]), labels)
+        load_atlas("mine", label_image(tmp_path, [17, 60]), labels)
 
 
 def test_a_freesurfer_colour_lut_without_its_image_is_refused_with_the_fix(
@@ -193,7 +177,7 @@ def test_a_table_whose_values_cannot_be_told_is_refused_with_the_fix(
     """Read as index-name rows, AAL's row numbers put names on other regions; read as lists
     of names, XML and Schaefer's info file made regions of their markup and colour lines."""
     (tmp_path / name).write_text(text)
-    for img in (_image(tmp_path, [1, 2, 3]), None):
+    for img in (label_image(tmp_path, [1, 2, 3]), None):
         with pytest.raises(AtlasError, match=match) as info:
             load_atlas("mine", img, str(tmp_path / name))
         assert fix in (info.value.hint or "")
@@ -203,7 +187,7 @@ def test_aal_with_the_header_its_refusal_asks_for_is_read(tmp_path: Path) -> Non
     (tmp_path / "ROI_MNI_V5.txt").write_text(
         "row\tname\tindex\n1\tPrecentral_L\t2\n2\tPrecentral_R\t3\n3\tFrontal_Sup_L\t1\n"
     )
-    atlas = load_atlas("mine", _image(tmp_path, [1, 2, 3]), str(tmp_path / "ROI_MNI_V5.txt"))
+    atlas = load_atlas("mine", label_image(tmp_path, [1, 2, 3]), str(tmp_path / "ROI_MNI_V5.txt"))
     assert atlas.labels[["index", "name"]].values.tolist() == [
         [1, "Frontal_Sup_L"],
         [2, "Precentral_L"],

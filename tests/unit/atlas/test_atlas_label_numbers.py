@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pytest
+from helpers.atlas import label_image
 from helpers.pandas_fix import run_pandas_fix
 
 from lcm.atlas import load_atlas
@@ -23,14 +22,7 @@ from lcm.cli import main
 from lcm.exceptions import AtlasError
 
 NBSP = "\u00a0"
-
-
-def _image(root: Path) -> str:
-    """Labels 1, 7 and 1001 on a (5, 6, 7) grid."""
-    data = np.zeros((5, 6, 7), dtype=np.int16)
-    data[:2], data[2:4, :3], data[4] = 1, 7, 1001
-    nib.save(nib.Nifti1Image(data, np.eye(4)), root / "atlas.nii.gz")
-    return str(root / "atlas.nii.gz")
+LABELS = [1, 7, 1001]
 
 
 def _table(root: Path, text: str) -> Path:
@@ -62,7 +54,7 @@ def test_an_index_written_with_separators_is_refused_with_a_resave(
 ) -> None:
     """Before: 'lack an integer index', or (under ``id``, space-separated) names by rank."""
     path = _table(tmp_path, text)
-    img = _image(tmp_path) if with_image else None
+    img = label_image(tmp_path, LABELS) if with_image else None
     with pytest.raises(AtlasError, match=r"no thousands separators") as caught:
         load_atlas("mine", img, str(path))
     message = str(caught.value)
@@ -92,7 +84,7 @@ def test_coordinates_with_decimal_commas_are_refused_with_a_resave(tmp_path: Pat
 def test_an_index_no_label_image_can_hold_is_refused(tmp_path: Path, index: str) -> None:
     """Before: a labels-only atlas kept ROI -4 (or -9223372036854775808, 1e20 cast to int64)."""
     path = _table(tmp_path, f"index\tname\n1\tA\n7\tB\n1001\tC\n{index}\tD\n")
-    for img in (_image(tmp_path), None):
+    for img in (label_image(tmp_path, LABELS), None):
         with pytest.raises(AtlasError, match=rf"row\(s\) \[4\] .*\['{index}'\]") as caught:
             load_atlas("mine", img, str(path))
         assert str(path) in str(caught.value)
@@ -116,7 +108,7 @@ def test_integral_floats_and_stray_whitespace_are_the_same_table(tmp_path, text)
     """nilearn reads label values as numbers: ``1.0`` is label 1, in every form of table; a
     tab after a name is whitespace, stripped as a space is (before: a pandas tokenizing error)."""
     path = _table(tmp_path, text)
-    for img in (_image(tmp_path), None):
+    for img in (label_image(tmp_path, LABELS), None):
         atlas = load_atlas("mine", img, str(path))
         assert atlas.labels["index"].tolist() == [1, 7, 1001]
         assert atlas.roi_names == ["A", "B", "C"]
@@ -137,7 +129,7 @@ def test_a_row_with_a_cell_more_names_its_line_and_the_fix(tmp_path: Path) -> No
 @pytest.mark.hostile
 def test_the_atlases_verb_refuses_a_grouped_index_naming_the_file(tmp_path, capsys) -> None:
     path = _table(tmp_path, 'index\tname\n1\tA\n7\tB\n"1,001"\tC\n')
-    argv = ["atlases", "--atlas", "mine", "--atlas-path", _image(tmp_path)]
+    argv = ["atlases", "--atlas", "mine", "--atlas-path", label_image(tmp_path, LABELS)]
     assert main([*argv, "--atlas-labels", str(path)]) != 0
     err = capsys.readouterr().err
     assert f"Labels table {path} writes its numbers with thousands separators" in err

@@ -11,29 +11,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pytest
+from helpers.atlas import label_image, with_and_without_image
 
 from lcm.atlas import load_atlas
 from lcm.exceptions import AtlasError
 
 NAMES = ["Frontal Pole", "B", "C"]
-
-
-def _image(root: Path) -> str:
-    """Labels 1, 7 and 42 on a (5, 6, 7) grid."""
-    data = np.zeros((5, 6, 7), dtype=np.int16)
-    data[:2], data[2:4, :3], data[4] = 1, 7, 42
-    nib.save(nib.Nifti1Image(data, np.eye(4)), root / "atlas.nii.gz")
-    return str(root / "atlas.nii.gz")
-
-
-def _both(root: Path, table: str) -> tuple:
-    """The atlas of ``table`` with the image and without it (labels only)."""
-    (root / "atlas.tsv").write_text(table)
-    labels = str(root / "atlas.tsv")
-    return load_atlas("mine", _image(root), labels), load_atlas("mine", labels=labels)
+LABELS = [1, 7, 42]
 
 
 @pytest.mark.parametrize(
@@ -64,7 +49,7 @@ def _both(root: Path, table: str) -> tuple:
     ],
 )
 def test_a_table_names_the_same_regions_with_and_without_its_image(tmp_path, table) -> None:
-    with_image, labels_only = _both(tmp_path, table)
+    with_image, labels_only = with_and_without_image(tmp_path, "atlas.tsv", table, LABELS)
     assert with_image.roi_names == labels_only.roi_names == NAMES
     assert with_image.labels["index"].tolist() == [1, 7, 42]
     assert labels_only.labels["index"].tolist() == [1, 7, 42]
@@ -82,7 +67,7 @@ def test_numbers_that_may_be_the_labels_are_never_paired_by_rank(tmp_path, table
     """A table whose label values stood under another header than 'index' was read as a list
     of names, paired with the image's labels in ascending order: names on the wrong regions."""
     (tmp_path / "atlas.tsv").write_text(table)
-    for img in (_image(tmp_path), None):
+    for img in (label_image(tmp_path, LABELS), None):
         with pytest.raises(AtlasError, match=r"names no 'index' column, but column") as info:
             load_atlas("mine", img, str(tmp_path / "atlas.tsv"))
         assert "Name the column of label values 'index'" in (info.value.hint or "")
@@ -92,14 +77,14 @@ def test_a_pandas_index_column_is_refused_with_the_fix(tmp_path: Path) -> None:
     """pandas' to_csv with its index: the unnamed first column is row numbers, not labels."""
     table = "\tindex\tname\n0\t1\tFrontal Pole\n1\t7\tB\n2\t42\tC\n"
     (tmp_path / "atlas.tsv").write_text(table)
-    for img in (_image(tmp_path), None):
+    for img in (label_image(tmp_path, LABELS), None):
         with pytest.raises(AtlasError, match=r"(?s)first column has no header.*index=False"):
             load_atlas("mine", img, str(tmp_path / "atlas.tsv"))
 
 
 def test_a_header_without_a_name_column_is_refused(tmp_path: Path) -> None:
     (tmp_path / "atlas.tsv").write_text("index\tregion\n1\tA\n7\tB\n42\tC\n")
-    for img in (_image(tmp_path), None):
+    for img in (label_image(tmp_path, LABELS), None):
         with pytest.raises(AtlasError, match=r"header 'index\\tregion' names no"):
             load_atlas("mine", img, str(tmp_path / "atlas.tsv"))
 
@@ -126,7 +111,7 @@ def test_a_nilearn_label_list_drops_its_background(tmp_path, background, caplog)
     names go to the image's labels in ascending order, as NiftiLabelsMasker pairs them."""
     table = background + "\n".join(NAMES) + "\n"
     with caplog.at_level(logging.INFO, logger="lcm.atlas.files"):
-        with_image, labels_only = _both(tmp_path, table)
+        with_image, labels_only = with_and_without_image(tmp_path, "atlas.tsv", table, LABELS)
     assert with_image.roi_names == labels_only.roi_names == NAMES
     assert with_image.labels["index"].tolist() == [1, 7, 42]
     assert labels_only.labels["index"].tolist() == [1, 2, 3]
@@ -136,4 +121,4 @@ def test_a_nilearn_label_list_drops_its_background(tmp_path, background, caplog)
 def test_a_label_list_of_another_count_is_refused_with_the_form(tmp_path: Path) -> None:
     (tmp_path / "atlas.tsv").write_text("Background\nA\nB\n")
     with pytest.raises(AtlasError, match=r"list of 2 names without indices.*holds 3 labels"):
-        load_atlas("mine", _image(tmp_path), str(tmp_path / "atlas.tsv"))
+        load_atlas("mine", label_image(tmp_path, LABELS), str(tmp_path / "atlas.tsv"))

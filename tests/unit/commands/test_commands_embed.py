@@ -9,8 +9,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import torch
-from helpers.model import CLI_CATALOGUE, add_store_dataset, pretrain_argv, write_catalogue
+from helpers.model import (
+    CLI_CATALOGUE,
+    add_store_dataset,
+    pretrain_argv,
+    pretrained_store,
+    write_catalogue,
+)
 
 from lcm.catalogue import load_catalogue
 from lcm.cli import main
@@ -26,13 +31,6 @@ from lcm.model.export import (
 from lcm.model.targets import QueryLayout
 from lcm.model.training_data import training_data
 from lcm.store.read import load_cohort
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 def test_embeddings_say_which_runs_the_checkpoint_was_pretrained_on(tmp_path: Path) -> None:
@@ -137,11 +135,7 @@ def test_a_checkpoint_without_weights_is_refused_before_the_store_is_read(
     of the datasets was loaded (minutes and gigabytes on a real store)."""
     import lcm.store.read
 
-    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
-    store = tmp_path / "store"
-    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 30, seed=0)
-    pre = tmp_path / "pre"
-    assert main(pretrain_argv(store, catalogue, pre, '{"epochs": 1, "batch_size": 8}')) == 0
+    store, catalogue, pre = pretrained_store(tmp_path, 30, 12)
     loads: list = []
     original = lcm.store.read.load_cohort
     monkeypatch.setattr(
@@ -209,11 +203,7 @@ def test_verify_reports_embeddings_deleted_with_their_record(tmp_path: Path) -> 
     from lcm.io.lineage import verify
     from lcm.io.provenance import provenance_path
 
-    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
-    store = tmp_path / "store"
-    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 20, seed=0)
-    pre = tmp_path / "pre"
-    assert main(pretrain_argv(store, catalogue, pre, '{"epochs": 1, "batch_size": 8}')) == 0
+    store, catalogue, pre = pretrained_store(tmp_path, 20, 12)
     folder = tmp_path / "embeddings"
     out, att = folder / "task-a_embeddings.parquet", folder / "task-a_attention.parquet"
     argv = ["embed", "--checkpoint", str(pre), "--store", str(store), "--atlas", "toy"]

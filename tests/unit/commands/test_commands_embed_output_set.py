@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from helpers.model import pretrained_store
 from helpers.output_set import VerbSet, check_full_disk_at, check_sigterm_at_record, with_records
 
@@ -21,13 +20,6 @@ TABLES = ("embeddings.parquet", "attention.parquet")
 SET = with_records(TABLES)
 
 pytestmark = pytest.mark.hostile
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

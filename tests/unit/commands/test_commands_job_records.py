@@ -11,7 +11,14 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.model import CLI_CATALOGUE, add_store_dataset, pretrain_argv, write_catalogue
+from helpers.model import (
+    CLI_CATALOGUE,
+    add_store_dataset,
+    finetune_argv,
+    pretrain_argv,
+    pretrained_store,
+    write_catalogue,
+)
 from helpers.report import run_report, write_report_inputs
 
 from lcm.cli import main
@@ -20,34 +27,17 @@ from lcm.io.ownership import claim_out_dir
 from lcm.io.provenance import provenance_path
 
 
-@pytest.fixture
-def restore_threads():
-    import torch
-
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 def _delete_with_record(path: Path) -> None:
     path.unlink()
     provenance_path(path).unlink()
 
 
 @pytest.fixture
-def trained(tmp_path: Path, restore_threads) -> tuple[Path, Path]:
+def trained(tmp_path: Path) -> tuple[Path, Path]:
     """A pretrained checkpoint and a model finetuned from it (one epoch each)."""
-    catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
-    store = tmp_path / "store"
-    add_store_dataset(tmp_path, store, catalogue, "alpha", "toy", 20, seed=0)
-    add_store_dataset(tmp_path, store, catalogue, "beta", "toy", 20, seed=1)
-    pre, ft = tmp_path / "pre", tmp_path / "ft"
-    assert main(pretrain_argv(store, catalogue, pre, '{"epochs": 1, "batch_size": 8}')) == 0
-    argv = ["finetune", "--store", str(store), "--catalogue", str(catalogue), "--atlas", "toy"]
-    argv += ["--settings", '{"epochs": 1, "batch_size": 8}', "--threads", "1"]
-    argv += ["--checkpoint", str(pre), "--dataset", "beta", "--label", "dx"]
-    argv += ["--positive", "patient", "--out-dir", str(ft)]
-    assert main(argv) == 0
+    store, catalogue, pre = pretrained_store(tmp_path, 20, 20)
+    ft = tmp_path / "ft"
+    assert main(finetune_argv(store, catalogue, pre, ft)) == 0
     return pre, ft
 
 
@@ -166,7 +156,7 @@ def test_a_jobs_records_read_each_file_once(tmp_path: Path, monkeypatch) -> None
 
 @pytest.mark.parametrize("verb", ["pretrain", "finetune"])
 def test_a_users_json_where_a_checkpoint_record_goes_is_refused_before_the_cohort_is_loaded(
-    tmp_path: Path, verb: str, monkeypatch, capsys: pytest.CaptureFixture[str], restore_threads
+    tmp_path: Path, verb: str, monkeypatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The check that a checkpoint's records can be written ran under the folder's claim, after
     the cohort's load: a user's history.json cost the whole load before its refusal."""

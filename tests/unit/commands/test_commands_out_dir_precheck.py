@@ -18,15 +18,6 @@ from lcm.exceptions import InputDataError, OutputOwnershipError
 from lcm.io.ownership import MARKER_NAME, check_claimable, claim_out_dir
 
 
-@pytest.fixture
-def restore_threads():
-    import torch
-
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 def _snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every entry below ``folder``: a file's bytes, None for a folder."""
     return {
@@ -74,7 +65,6 @@ def test_an_out_dir_that_is_not_the_verbs_is_refused_before_the_cohort_is_loaded
     whose: str,
     stop_at_load,
     capsys: pytest.CaptureFixture[str],
-    restore_threads,
 ) -> None:
     """A user's analysis folder (or another verb's model folder) given as --out-dir was
     refused only after the whole cohort had loaded; now first, and left exactly as it was."""
@@ -102,7 +92,7 @@ def test_an_out_dir_that_is_not_the_verbs_is_refused_before_the_cohort_is_loaded
 @pytest.mark.parametrize("verb", ["pretrain", "finetune"])
 @pytest.mark.parametrize("state", ["new", "its own"])
 def test_a_new_or_own_out_dir_still_reaches_the_load_untouched(
-    tmp_path: Path, verb: str, state: str, stop_at_load, restore_threads
+    tmp_path: Path, verb: str, state: str, stop_at_load
 ) -> None:
     """The check before the load writes nothing: a new folder is not made before it, and the
     verb's own folder (an earlier run's) is let through to the load unchanged."""

@@ -28,13 +28,6 @@ from lcm.cli import build_parser, main, requested_verb
 from lcm.train.bei_maps import MAPS_FILE, BEIMaps
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 def test_pretrain_then_finetune_from_the_command_line(tmp_path: Path, capsys) -> None:
     catalogue = write_catalogue(tmp_path, CLI_CATALOGUE)
     store = tmp_path / "store"

@@ -46,13 +46,6 @@ pytestmark = pytest.mark.hostile
 SETTINGS = '{"epochs": 1, "batch_size": 8, "checkpoint_every": 1}'
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny feature store (alpha: pretraining, beta: downstream) and its catalogue."""
