@@ -242,7 +242,7 @@ def run_snakemake(workdir: Path, config: dict, *args: str) -> subprocess.Complet
 
 
 def tiny_config(hostile: dict[str, str]) -> dict:
-    """Three tiny synthetic datasets, one task, three models, one epoch everywhere."""
+    """Three tiny synthetic datasets, one task, four models, one epoch everywhere."""
     out = hostile["synth.out_dir"]
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     cfg["results_dir"] = hostile["results_dir"]
@@ -277,13 +277,15 @@ def tiny_config(hostile: dict[str, str]) -> dict:
         "range": [0.65, 0.72],
         "source": hostile["tasks.*.reference.source"],
     }
-    cfg["tasks"] = {"autism": {**cfg["tasks"]["autism"], "reference": reference}}
+    # The task's own models: the demo's list for autism (nine) overrides evaluate.models. Every
+    # rule still runs (bei-linear keeps bei_maps); the control's permutations need not be many
+    # here, where no test reads their p.
+    models = ["lcm", "logreg", "shuffled-labels", "bei-linear"]
+    cfg["tasks"] = {"autism": {**cfg["tasks"]["autism"], "reference": reference, "models": models}}
     cfg["denoise"]["min_volumes"] = 30
     cfg["denoise"]["min_dof"] = None  # short runs: under the floor, kept
     cfg["pretrain"].update(epochs=1, checkpoint_every=0)
-    cfg["evaluate"].update(
-        n_folds=2, label_fractions=[1.0], models=["lcm", "logreg", "shuffled-labels"]
-    )
+    cfg["evaluate"].update(n_folds=2, label_fractions=[1.0], control_permutations=2)
     cfg["evaluate"]["finetune"].update(epochs=1, diagnosis_pseudo_labels=False)
     return cfg
 
@@ -350,7 +352,7 @@ def test_real_run_with_a_payload_in_every_free_text_key(tmp_path: Path) -> None:
         if line.startswith(("rule ", "localrule "))
     }
     assert {"ingest", "fmriprep", "connectome_run", "connectome_dataset", "store"} <= ran
-    assert {"pretrain", "finetune", "embed", "splits", "evaluate", "report"} <= ran
+    assert {"bei_maps", "pretrain", "finetune", "embed", "splits", "evaluate", "report"} <= ran
     # The store read the phenotype sidecar at its hostile path (bidsdemo's, the voxel tier's).
     assert set(sidecars) == {"bidsdemo"}
     for name, sidecar in sidecars.items():
