@@ -34,6 +34,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    """Default target: the report, the metrics tables and each binary task's finetuned model."""
     default_target: True
     input:
         get_default_targets(),
@@ -41,5 +42,6 @@ rule all:
 
 # `lcm run BIDS OUT participant` (BIDS-App style): every dataset up to the feature store.
 rule participant:
+    """Every dataset up to the feature store, as lcm run ... participant does."""
     input:
         get_participant_targets(),

@@ -111,8 +111,9 @@ SYNTH_SMK = ROOT / "workflow" / "rules" / "synth.smk"
 
 
 def rule_outputs(smk: Path) -> dict[str, str]:
-    """Each rule's ``output:`` block in ``smk``, as written."""
-    blocks = re.findall(r"^rule (\w+):\n    output:\n(.*?)\n    \w+:", smk.read_text(), re.M | re.S)
+    """Each rule's ``output:`` block in ``smk``, as written (after the rule's docstring)."""
+    pattern = r'^rule (\w+):\n(?:    """[^\n]*"""\n)?    output:\n(.*?)\n    \w+:'
+    blocks = re.findall(pattern, smk.read_text(), re.M | re.S)
     return {name: block.strip() for name, block in blocks}
 
 

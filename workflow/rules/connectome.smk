@@ -18,6 +18,7 @@ localrules:
 # QC table was rebuilt from stale connectomes. The stamp takes nothing from ingest: it reruns on
 # its own params (and a user atlas's files) and reruns every run with it, in one invocation.
 rule connectome_settings:
+    """Record the denoising and parcellation options of a dataset's runs."""
     input:
         atlas=get_atlas_files(),
     output:
@@ -42,6 +43,7 @@ rule connectome_settings:
 # volumes kept; Snakemake 9 has no optional outputs. The QC JSON lists them (`timeseries`,
 # `relmats`) and its provenance sidecar names them as its sources.
 rule connectome_run:
+    """Denoise, parcellate and correlate one BOLD run into its matrices and QC JSON."""
     input:
         record=paths.fmriprep_record(RESULTS, "{dataset}", "{subject}"),
         # Not read (the options are params too): see connectome_settings.
@@ -72,6 +74,7 @@ rule connectome_run:
 
 
 rule connectome_collect:
+    """Gather a voxel-level dataset's run QC JSONs into its QC table."""
     input:
         qc=get_run_qc_files,
         # Read for its dataset alone (records of another are refused), but a rewritten
@@ -96,6 +99,7 @@ rule connectome_collect:
 
 # Every parcellated entry (lcm.entries): the processing its row names, the settings it reads.
 rule connectome_dataset:
+    """Connectomes and QC table of a parcellated dataset: ROI time series or matrices."""
     input:
         manifest=paths.ingest_manifest(RESULTS, "{dataset}"),
         atlas=get_atlas_files(),

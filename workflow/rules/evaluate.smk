@@ -5,6 +5,7 @@
 
 
 rule evaluate:
+    """Cross-validated evaluation of a task's models, scored on held-out folds only."""
     input:
         checkpoint=get_checkpoint,
         ssl=get_ssl_checkpoint,

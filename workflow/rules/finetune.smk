@@ -3,6 +3,7 @@
 
 
 rule finetune:
+    """Finetune the pretrained model on every labelled subject of a binary task."""
     input:
         checkpoint=get_pretrained_model(),
         store=get_task_store_files,
@@ -43,6 +44,7 @@ rule finetune:
 # What the finetuned model looks at: one embedding per run and the attention of every query
 # (the diagnosis pair included) over the ROIs, for the task's runs; the report maps the latter.
 rule embed:
+    """Embeddings and attention maps of a task's runs under its finetuned model."""
     input:
         checkpoint=paths.model_file(RESULTS, "finetune/{task}", WEIGHTS_NAME),
         store=get_task_store_files,

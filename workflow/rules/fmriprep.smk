@@ -11,6 +11,7 @@ localrules:
 # not check the params of a job downstream of one that reruns (ingest) through an ancient input
 # (the manifest), so a setting both read (fmriprep.output_space) reruns the subjects through this.
 rule fmriprep_settings:
+    """Record the fMRIPrep options every subject of a dataset runs with."""
     output:
         settings=paths.fmriprep_settings(RESULTS, "{dataset}"),
     log:
@@ -28,6 +29,7 @@ rule fmriprep_settings:
 
 
 rule fmriprep:
+    """Preprocess one subject with fMRIPrep, or check its existing derivatives."""
     input:
         # Real data has no per-subject inputs: a constant spares 10,000 function calls.
         raw=get_fmriprep_inputs if PLAN.consortia else [],

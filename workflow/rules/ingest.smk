@@ -4,6 +4,7 @@
 
 
 rule ingest:
+    """Index a dataset into a manifest of its runs, included or excluded with a reason."""
     input:
         get_synth_files,
     output:

@@ -5,6 +5,7 @@
 
 
 rule pretrain:
+    """Pretrain the Large Connectome Model on the datasets of role pretrain."""
     input:
         store=get_pretrain_store_files(),
         catalogue=get_catalogue(),
@@ -42,6 +43,7 @@ rule pretrain:
 
 # The lcm-ssl ablation: the same pretraining with the BEI losses off (self-supervised only).
 use rule pretrain as pretrain_ssl with:
+    """The lcm-ssl ablation: the same pretraining, self-supervised losses only."""
     output:
         weights=get_pretrained_model("pretrain-ssl"),
         meta=paths.model_file(RESULTS, "pretrain-ssl", META_NAME),
@@ -60,6 +62,7 @@ use rule pretrain as pretrain_ssl with:
 # only by the tasks that evaluate bei-linear: adding bei-linear to a task, or dropping it,
 # reruns no pretraining (a param of pretrain, it reran it and everything after it).
 rule bei_maps:
+    """The bei-linear baseline's ridge maps, fitted on the pretraining cohort."""
     input:
         store=get_pretrain_store_files(),
         catalogue=get_catalogue(),

@@ -11,6 +11,7 @@ localrules:
 
 
 rule report:
+    """Metrics tables, summary with confidence intervals, and the HTML report."""
     input:
         metrics=expand(paths.task_metrics(RESULTS, "{task}"), task=TASKS),
         predictions=expand(

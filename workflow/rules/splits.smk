@@ -5,6 +5,7 @@
 
 
 rule splits:
+    """A task's outer cross-validation folds: K-fold per evaluate seed, leave-site-out."""
     input:
         store=get_task_store_files,
         catalogue=get_catalogue(),

@@ -12,6 +12,7 @@
 
 
 rule store:
+    """Write a dataset's partitions of the Parquet feature store."""
     input:
         qc=paths.qc_table(RESULTS, "{dataset}", ATLAS),
         phenotype=get_dataset_value("phenotype"),

@@ -5,6 +5,7 @@ SYNTH = CFG["synth"]["out_dir"]
 
 
 rule synth_roi_cohort:
+    """Simulate a synthetic consortium's ROI time series and phenotype table."""
     output:
         **synth_plan.cohort_patterns(SYNTH, "roi"),
     log:
@@ -22,6 +23,7 @@ rule synth_roi_cohort:
 
 
 rule synth_voxel_cohort:
+    """Simulate a voxel-level synthetic consortium's cohort files: phenotype, ground truth."""
     output:
         **synth_plan.cohort_patterns(SYNTH, "voxel"),
     log:
@@ -39,6 +41,7 @@ rule synth_voxel_cohort:
 
 
 rule synth_voxel_subject:
+    """Simulate one subject's BOLD runs and fMRIPrep-style derivatives."""
     output:
         **synth_plan.subject_patterns(SYNTH, SPACE),
     log:
