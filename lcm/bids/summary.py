@@ -27,6 +27,8 @@ from lcm.io.paths import ingest_summary
 log = logging.getLogger(__name__)
 
 SUMMARY_TSV_COLUMNS = ("dataset", "included", "reason_code", "n_runs", "example_path", "example")
+# The columns a summary.tsv must hold to be read as one.
+SUMMARY_REQUIRED = ("dataset", "included", "reason_code", "n_runs")
 
 
 def summary_paths(manifest: str | Path) -> tuple[Path, Path]:
@@ -414,19 +416,28 @@ def read_summary_table(path: str | Path) -> pd.DataFrame:
     ------
     InputDataError
         The file is missing, empty (a write cut short before writes were atomic, a copy),
-        not UTF-8 or not a table.
+        not UTF-8, not a table, or lacks one of :data:`SUMMARY_REQUIRED`.
     """
+    hint = (
+        "Pass the summary.tsv files written by `lcm ingest`; an empty or damaged one: delete "
+        "it and the manifest beside it and rerun the workflow (or `lcm ingest ... --out`), "
+        "which writes both again."
+    )
     try:
-        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
     except (
         OSError,
         UnicodeDecodeError,
         pd.errors.ParserError,
         pd.errors.EmptyDataError,
     ) as exc:
+        raise InputDataError(f"Cannot read ingestion summary {path}: {exc}", hint=hint) from exc
+    # Another table (a QC table, a text file) read as one column made a report section of it.
+    missing = [c for c in SUMMARY_REQUIRED if c not in frame.columns]
+    if missing:
         raise InputDataError(
-            f"Cannot read ingestion summary {path}: {exc}",
-            hint="Pass the summary.tsv files written by `lcm ingest`; an empty or damaged one: "
-            "delete it and the manifest beside it and rerun the workflow (or `lcm ingest "
-            "... --out`), which writes both again.",
-        ) from exc
+            f"{path} is not an ingestion summary: it lacks column(s) {missing} (has "
+            f"{list(frame.columns)[:8]}).",
+            hint=hint,
+        )
+    return frame

@@ -6,7 +6,12 @@ import argparse
 import logging
 
 from lcm.catalogue import load_catalogue
-from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, int_at_least
+from lcm.commands._arguments import (
+    add_seed_and_threads,
+    add_store_arguments,
+    int_at_least,
+    nonempty_path,
+)
 from lcm.commands._sources import store_sources
 from lcm.docstrings import fill_doc
 from lcm.io.provenance import record_outputs
@@ -76,7 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sees about 3 of its subjects).",
     )
     p.add_argument(
-        "--out-dir", required=True, help="The pretraining checkpoint's folder (lcm pretrain's)."
+        "--out-dir",
+        type=nonempty_path,
+        required=True,
+        help="The pretraining checkpoint's folder (lcm pretrain's).",
     )
     add_store_arguments(p)
     add_seed_and_threads(p)

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from lcm.commands._arguments import add_store_arguments
+from lcm.commands._arguments import add_store_arguments, nonempty_path
 from lcm.commands._outputs import check_output_folders, record_together
 from lcm.commands._sources import existing, named_store, store_sources
 from lcm.commands._stopped import WritingStopped
@@ -60,10 +60,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, help="Checkpoint folder.")
+    p.add_argument("--checkpoint", type=nonempty_path, required=True, help="Checkpoint folder.")
     p.add_argument("--datasets", nargs="+", required=True, help="Datasets to embed.")
-    p.add_argument("--out", required=True, help="Embeddings Parquet file to write.")
-    p.add_argument("--attention-out", default=None, help="Query attention Parquet (optional).")
+    p.add_argument(
+        "--out", type=nonempty_path, required=True, help="Embeddings Parquet file to write."
+    )
+    p.add_argument(
+        "--attention-out",
+        type=nonempty_path,
+        default=None,
+        help="Query attention Parquet (optional).",
+    )
     p.add_argument("--device", default=None, help="torch device (default: cuda if available).")
     add_store_arguments(p)
     # lcm.cli checks them before the model runs and before any output is written: two outputs

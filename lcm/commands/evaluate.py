@@ -14,7 +14,12 @@ import pandas as pd
 
 import lcm
 from lcm.catalogue import Catalogue, load_catalogue
-from lcm.commands._arguments import add_seed_and_threads, add_store_arguments, add_task_arguments
+from lcm.commands._arguments import (
+    add_seed_and_threads,
+    add_store_arguments,
+    add_task_arguments,
+    nonempty_path,
+)
 from lcm.commands._outputs import check_output_folders, record_together
 from lcm.commands._sources import existing, named_store, store_sources
 from lcm.commands._stopped import WritingStopped
@@ -112,10 +117,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--task", required=True, type=task_name, help="Task name (the 'task' column).")
     p.add_argument(
-        "--checkpoint", help="Pretrained LCM checkpoint folder (needed by the LCM models)."
+        "--checkpoint",
+        type=nonempty_path,
+        help="Pretrained LCM checkpoint folder (needed by the LCM models).",
     )
     p.add_argument(
         "--ssl-checkpoint",
+        type=nonempty_path,
         help="Checkpoint pretrained with the self-supervised loss only (needed by lcm-ssl).",
     )
     p.add_argument(
@@ -123,11 +131,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--splits",
+        type=nonempty_path,
         help="The task's splits table (`lcm splits --task`): outer folds are read from it "
         "(default: computed the same way here).",
     )
-    p.add_argument("--out", required=True, help="Metrics Parquet to write.")
-    p.add_argument("--predictions", required=True, help="Predictions Parquet to write.")
+    p.add_argument("--out", type=nonempty_path, required=True, help="Metrics Parquet to write.")
+    p.add_argument(
+        "--predictions", type=nonempty_path, required=True, help="Predictions Parquet to write."
+    )
     add_store_arguments(p)
     add_task_arguments(p, continuous=True)
     add_seed_and_threads(p)

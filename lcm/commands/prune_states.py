@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lcm.commands._arguments import nonempty_path
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError, OutputBusyError, OutputOwnershipError
 
@@ -91,7 +92,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "folder", metavar="FOLDER", help="The workflow's results_dir, or any folder below it."
+        "folder",
+        type=nonempty_path,
+        metavar="FOLDER",
+        help="The workflow's results_dir, or any folder below it.",
     )
     p.add_argument(
         "--apply",

@@ -383,6 +383,41 @@ def write_tidy_parquet(
         pq.write_table(table, tmp)
 
 
+def read_table_schema(path: str | os.PathLike[str]) -> pa.Schema:
+    """The Arrow schema (with key-value metadata) of a table ``lcm evaluate`` writes.
+
+    Reading only the footer, as the evaluation records need, met a missing, empty or cut
+    short file with pyarrow's traceback; it now fails as :func:`read_tidy_parquet` does.
+
+    Parameters
+    ----------
+    path : path-like
+        The Parquet file.
+
+    Returns
+    -------
+    pyarrow.Schema
+
+    Raises
+    ------
+    InputDataError
+        When the file is missing, a folder, or not a readable Parquet file.
+    """
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: str | os.PathLike[str], exc: BaseException) -> InputDataError:
+    # One wording for every reader of these tables: the file, pyarrow's reason, the fix.
+    return InputDataError(
+        f"Cannot read Parquet table {path}: {exc}",
+        hint="Pass the --out or --predictions table of lcm evaluate, or rerun the "
+        "stage that writes it (lcm evaluate).",
+    )
+
+
 def read_tidy_parquet(
     path: str | os.PathLike[str], columns: tuple[str, ...], dtypes: dict[str, str]
 ) -> pd.DataFrame:
@@ -409,10 +444,7 @@ def read_tidy_parquet(
     try:
         frame = pq.read_table(path).to_pandas()
     except (OSError, pa.ArrowException) as exc:
-        raise InputDataError(
-            f"Cannot read Parquet table {path}: {exc}",
-            hint="Rerun the stage that writes it (lcm evaluate).",
-        ) from exc
+        raise _unreadable(path, exc) from None
     if list(frame.columns) != list(columns):
         raise InputDataError(
             f"{path}: expected columns {list(columns)}, got {list(frame.columns)}.",

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lcm.evaluate.compare import permutation_tests
-from lcm.evaluate.metrics import METADATA_KEY
+from lcm.evaluate.metrics import METADATA_KEY, read_table_schema
 from lcm.evaluate.protocol import EvaluationResult, EvaluationSettings, Task
 from lcm.exceptions import InputDataError
 
@@ -135,11 +135,9 @@ def read_evaluation_records(paths: Sequence[str | os.PathLike[str]]) -> dict[str
     dict
         ``task -> record`` (:func:`evaluation_record`); of two tables of one task, the later.
     """
-    import pyarrow.parquet as pq
-
     out: dict[str, dict] = {}
     for path in paths:
-        raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY)
+        raw = (read_table_schema(path).metadata or {}).get(METADATA_KEY)
         if raw:
             record = json.loads(raw)
             if "task" in record:
@@ -168,12 +166,11 @@ def check_evaluation_pairs(
     InputDataError
         Naming the task and the tables, with the fix.
     """
-    import pyarrow.parquet as pq
 
     def records(paths: Sequence[str | os.PathLike[str]], what: str) -> dict[str, tuple[str, str]]:
         found: dict[str, tuple[str, str]] = {}  # task -> (table, record as JSON)
         for path in paths:
-            raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY)
+            raw = (read_table_schema(path).metadata or {}).get(METADATA_KEY)
             record = json.loads(raw) if raw else {}
             if "task" not in record:
                 continue

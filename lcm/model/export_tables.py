@@ -110,13 +110,16 @@ def read_attention_table(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    hint = "Pass the --attention-out files written by `lcm embed` (the embed rule)."
+    if not Path(path).is_file():
+        # pyarrow reads a folder as a dataset (an empty one: "no 'query' column (has [])"),
+        # and names a missing file by its path alone.
+        state = "is a folder" if Path(path).is_dir() else "does not exist"
+        raise InputDataError(f"Cannot read attention table {path}: it {state}.", hint=hint)
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
-        raise InputDataError(
-            f"Cannot read attention table {path}: {exc}",
-            hint="Pass the --attention-out files written by `lcm embed` (the embed rule).",
-        ) from exc
+        raise InputDataError(f"Cannot read attention table {path}: {exc}", hint=hint) from exc
     frame = table.to_pandas()
     if "query" not in frame.columns:
         raise InputDataError(

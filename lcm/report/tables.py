@@ -135,7 +135,11 @@ def read_tsv(
             path, sep="\t", na_values=["n/a"], keep_default_na=True, dtype=dict.fromkeys(text, str)
         )
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputDataError(f"Cannot read {what} table {path}: {exc}") from exc
+        # The hint too: a wrong or unfinished path is fixed the same way as a wrong table.
+        raise InputDataError(
+            f"Cannot read {what} table {path}: {exc}",
+            hint=f"Pass the {what} table written by the workflow.",
+        ) from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise InputDataError(

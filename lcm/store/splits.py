@@ -354,12 +354,19 @@ def read_splits(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     InputDataError
-        The file is missing, or lacks one of :data:`COLUMNS`.
+        The file is missing, not a readable Parquet file, or lacks one of :data:`COLUMNS`.
     """
     path = Path(path)
     if not path.is_file():
         raise InputDataError(f"Splits table not found: {path}", hint="Run `lcm splits` first.")
-    frame = pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, pa.ArrowException) as exc:
+        # An empty, text or cut-short file ended in pyarrow's traceback.
+        raise InputDataError(
+            f"Cannot read splits table {path}: {exc}",
+            hint="Pass the table `lcm splits` wrote, or delete it and run `lcm splits` again.",
+        ) from None
     missing = sorted(set(COLUMNS) - set(frame.columns))
     if missing:
         raise InputDataError(

@@ -22,6 +22,7 @@ import mmap
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -228,6 +229,15 @@ class BEIMaps:
         InputDataError
             The file is missing, unreadable or lacks an array.
         """
+        hint = "Rerun `lcm bei-maps`, which writes them beside the checkpoint."
+        if Path(path).is_file() and not zipfile.is_zipfile(path):
+            # np.load takes any other file for a pickle: an empty one raised EOFError with a
+            # traceback, a text one "contains pickled (object) data".
+            raise InputDataError(
+                f"Cannot read the BEI ridge maps {path}: not an .npz archive (empty, cut short, "
+                "or another kind of file).",
+                hint=hint,
+            )
         try:
             with np.load(path, allow_pickle=False) as z:
                 return cls(
@@ -257,11 +267,10 @@ class BEIMaps:
                         [str(n) for n in z["constant_names"]] if "constant_names" in z.files else []
                     ),
                 )
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputDataError(
-                f"Cannot read the BEI ridge maps {path}: {exc}",
-                hint="Rerun `lcm bei-maps`, which writes them beside the checkpoint.",
-            ) from exc
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            # EOFError, BadZipFile: an archive whose members are cut short.
+            message = f"Cannot read the BEI ridge maps {path}: {exc}"
+            raise InputDataError(message, hint=hint) from exc
 
     def check_fits(
         self, source: str | Path, atlas: str | None = None, roi_names: list[str] | None = None

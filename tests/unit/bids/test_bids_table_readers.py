@@ -80,3 +80,21 @@ def test_an_empty_or_damaged_ingest_summary_is_one_error_naming_it(
     with pytest.raises(InputDataError, match="Cannot read ingestion summary") as info:
         read_ingest_summaries([str(summary)])
     assert str(summary) in info.value.message and "lcm ingest" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "content", [b"hello, I am text\nnot a table\n", b"dataset\tsubject\trun_key\nds\t01\tr1\n"]
+)
+def test_a_table_that_is_not_an_ingest_summary_is_refused_naming_it(
+    tmp_path: Path, content: bytes
+) -> None:
+    """A text file or another TSV given as --ingest-summary became a report section of its
+    own columns, with exit code 0."""
+    from lcm.commands.report import read_ingest_summaries
+
+    summary = tmp_path / "summary.tsv"
+    summary.write_bytes(content)
+    with pytest.raises(InputDataError, match="is not an ingestion summary") as info:
+        read_ingest_summaries([str(summary)])
+    assert str(summary) in info.value.message and "'reason_code'" in info.value.message
+    assert "lcm ingest" in info.value.hint

@@ -71,3 +71,50 @@ def test_task_names_and_bootstrap_counts_are_checked_first(
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
+# Every file or folder option of these verbs, given an empty value.
+EMPTY_PATHS = [
+    *(
+        ["report", flag, ""]
+        for flag in (
+            *("--metrics", "--predictions", "--history", "--bei-eval", "--qc"),
+            *("--ingest-summary", "--ssl-history", "--ground-truth", "--store", "--attention"),
+            *("--checkpoint", "--bei-maps", "--configs", "--logs", "--out-headline"),
+            *("--out-contrasts", "--out-metrics", "--out-predictions", "--out-summary"),
+            "--out-html",
+        )
+    ),
+    *(
+        ["evaluate", flag, ""]
+        for flag in ("--checkpoint", "--ssl-checkpoint", "--splits", "--out", "--predictions")
+    ),
+    *(["evaluate", flag, ""] for flag in ("--store", "--catalogue")),
+    *(["embed", flag, ""] for flag in ("--checkpoint", "--out", "--attention-out", "--store")),
+    *(["finetune", flag, ""] for flag in ("--checkpoint", "--out-dir", "--catalogue")),
+    ["bei-maps", "--out-dir", ""],
+    *(["model-info", flag, ""] for flag in ("--checkpoint", "--catalogue-out", "--datasets-from")),
+    ["provenance", "verify", "results", "--base", ""],
+    ["provenance", "trace", " "],
+    ["prune-states", ""],
+]
+
+
+@pytest.mark.parametrize("argv", EMPTY_PATHS, ids=[" ".join(a[:2]) for a in EMPTY_PATHS])
+def test_an_empty_path_is_refused_in_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty path read as the working folder: a required output skipped with exit code 0
+    (report), a traceback (evaluate --out), files written into the working folder (finetune
+    --out-dir in an empty one), the states below it listed (prune-states)."""
+    from lcm.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    name = argv[1] if argv[1].startswith("--") else {"provenance": "target"}.get(argv[0], "FOLDER")
+    if argv[0] == "provenance" and argv[-2] == "--base":
+        name = "--base"
+    assert f"argument {name}: expected a path, got {argv[-1]!r}" in last

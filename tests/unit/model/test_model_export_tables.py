@@ -89,3 +89,33 @@ def test_identifiers_without_a_value_keep_their_types(tmp_path):
     assert str(schema.field("ROI_A").type) == "double"
     back, rois, _ = read_attention_table(path)
     assert rois == ["ROI_A", "ROI_B"] and back["empty_rois"].map(len).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("case", "said"),
+    [
+        ("missing", "it does not exist"),
+        ("folder", "it is a folder"),
+        ("empty", "Parquet file size is 0 bytes"),
+        ("text", "magic bytes not found"),
+        ("truncated", "magic bytes not found"),
+    ],
+)
+def test_an_unreadable_attention_table_says_why_and_what_to_pass(tmp_path, case, said):
+    path = tmp_path / "att.parquet"
+    write_export_table(
+        _attention(), path, checkpoint=tmp_path, weights_sha256="", atlas="aal116", label=None
+    )
+    data = path.read_bytes()
+    path.unlink()
+    if case == "folder":
+        path.mkdir()
+    elif case != "missing":
+        path.write_bytes(
+            {"empty": b"", "text": b"hello, I am text\n", "truncated": data[: len(data) // 2]}[case]
+        )
+    with pytest.raises(InputDataError) as raised:
+        read_attention_table(path)
+    assert str(raised.value).startswith(f"Cannot read attention table {path}: ")
+    assert said in str(raised.value)
+    assert "hint: Pass the --attention-out files written by `lcm embed`" in str(raised.value)

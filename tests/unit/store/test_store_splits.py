@@ -629,3 +629,15 @@ def test_lcm_splits_without_task_names_the_folds_as_given(
         with pytest.raises(InputDataError, match=r"Cannot split 2 site\(s\) into 3") as info:
             make_splits(_subjects(n=12, sites=2), 3, 0, ["site"], names=names)
         assert (info.value.hint or "").startswith(f"Lower {said} to 2 or fewer (")
+
+
+@pytest.mark.parametrize("case", ["empty", "text", "truncated"])
+def test_an_unreadable_splits_table_is_named_with_the_fix(tmp_path: Path, case: str) -> None:
+    """lcm evaluate --splits on an empty, text or cut-short file ended in pyarrow's
+    traceback."""
+    path = write_splits(tmp_path / "splits.parquet", make_splits(_subjects(), n_folds=4, seed=7))
+    data = path.read_bytes()
+    path.write_bytes({"empty": b"", "text": b"hello, I am text\n", "truncated": data[:200]}[case])
+    with pytest.raises(InputDataError, match=f"Cannot read splits table {path}: ") as info:
+        read_splits(path)
+    assert "lcm splits" in info.value.hint

@@ -470,3 +470,22 @@ def test_the_help_gives_the_default_threshold_of_the_fit(capsys) -> None:
         main(["bei-maps", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert f"(default {bei_maps.MIN_TRAIN_VALUES}: the hold-out" in text
+
+
+@pytest.mark.parametrize("case", ["empty", "text", "truncated", "damaged-member"])
+def test_unreadable_maps_are_named_with_the_fix(tmp_path: Path, case: str) -> None:
+    """A maps file that is not a whole .npz (empty, text, cut short, a member's bytes changed)
+    is one InputDataError naming it, not numpy's EOFError, BadZipFile or pickle message."""
+    fc, variables, groups = _cohort(40, 6)
+    path = fit_bei_maps(fc, variables, groups, seed=1, min_values=5).save(tmp_path / MAPS_FILE)
+    data = path.read_bytes()
+    broken = {
+        "empty": b"",
+        "text": b"hello, I am text\n",
+        "truncated": data[: len(data) // 2],
+        # np.savez stores members uncompressed: a changed byte fails the member's CRC.
+        "damaged-member": data[:200] + bytes([data[200] ^ 0xFF]) + data[201:],
+    }[case]
+    path.write_bytes(broken)
+    with pytest.raises(InputDataError, match=re.escape(f"Cannot read the BEI ridge maps {path}")):
+        BEIMaps.load(path)
