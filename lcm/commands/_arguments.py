@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.commands._path_text import path_text
 
 # The largest seed: torch.manual_seed takes an unsigned 64-bit integer (a larger one crashed).
 MAX_SEED = 2**64 - 1
@@ -51,9 +52,9 @@ def add_store_arguments(p: argparse.ArgumentParser) -> None:
     p : argparse.ArgumentParser
         The verb's parser.
     """
-    p.add_argument("--store", required=True, help="Root of the feature store.")
+    p.add_argument("--store", required=True, type=path_text, help="Root of the feature store.")
     add_atlas_arguments(p)
-    p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
+    p.add_argument("--catalogue", required=True, type=path_text, help="Variable catalogue YAML.")
 
 
 def add_task_arguments(p: argparse.ArgumentParser, continuous: bool = False) -> None:
