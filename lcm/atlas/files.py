@@ -348,7 +348,14 @@ def _named_columns(table: pd.DataFrame, header: str | None, path: Path) -> pd.Da
     sorted by index. A list's first name ``Background`` (nilearn's) is dropped."""
     read = f" (its first line {header!r} read as the header)" if header else ""
     names = table["name"].fillna("").astype(str).str.strip()
-    if names.empty or (names == "").any():
+    if names.empty:
+        # A header alone (a file cut short after its first line) said "0 row(s) without a
+        # name (0 rows)".
+        raise AtlasError(
+            f"Labels table {path} holds no rows{read}.",
+            hint="Write one row per region below the header: <index><TAB><name>.",
+        )
+    if (names == "").any():
         raise AtlasError(
             f"Labels table {path}: {int((names == '').sum())} row(s) without a name "
             f"({len(names)} rows){read}.",
