@@ -459,7 +459,12 @@ def load_label_files(
         img = nib.load(img_path)
         data = np.asarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for a broken file
-        raise AtlasError(f"Atlas {name!r}: cannot read {img_path}: {exc}") from exc
+        # Said what nibabel said and no fix: an empty, truncated or non-NIfTI file.
+        raise AtlasError(
+            f"Atlas {name!r}: cannot read {img_path} as a label NIfTI image: {exc}",
+            hint=f"Give {setting_names(names)['path']} a label image (.nii or .nii.gz); if it "
+            "is one, it is truncated or corrupt: copy it again from its source.",
+        ) from exc
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]  # (X, Y, Z, 1): one volume, a 3D image (as nilearn reads it)
     if data.ndim != 3:
