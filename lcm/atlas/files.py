@@ -31,6 +31,7 @@ import pandas as pd
 from lcm.atlas.model import NO_SPACE, Atlas, setting_names
 from lcm.exceptions import AtlasError
 from lcm.io.csv_dialect import grouped_numbers_reason, is_grouped_number
+from lcm.io.file_kind import not_a_file
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def labels_only_atlas(
     path = Path(labels)
     if not path.is_file():
         raise AtlasError(
-            f"Atlas {name!r}: labels file not found: {path}",
+            f"Atlas {name!r}: labels file {not_a_file(path)}: {path}",
             hint=f"Check {setting_names(names)['labels']}.",
         )
     cells, header = _labels_cells(path)
@@ -452,7 +453,7 @@ def load_label_files(
         if not p.is_file():
             keys = setting_names(names)
             raise AtlasError(
-                f"Atlas {name!r}: file not found: {p}",
+                f"Atlas {name!r}: file {not_a_file(p)}: {p}",
                 hint=f"Check {keys['path']} and {keys['labels']}.",
             )
     try:
