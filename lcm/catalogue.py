@@ -18,6 +18,7 @@ import yaml
 from jsonschema.exceptions import best_match
 
 from lcm.exceptions import ConfigError
+from lcm.io.file_kind import not_a_file
 from lcm.io.store_columns import reserved_names
 from lcm.io.yaml_text import load_yaml_text
 from lcm.schema_errors import describe as describe_error
@@ -250,7 +251,7 @@ def load_catalogue(path: str | Path) -> Catalogue:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(
-            f"Variable catalogue not found: {path}",
+            f"Variable catalogue {not_a_file(path)}: {path}",
             hint="Give the path of a catalogue YAML (the workflow's is `variables:` in config; "
             "config/variables.yaml of the repository is an example).",
         )

@@ -27,6 +27,7 @@ import yaml
 from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
 from lcm.io.container_image import check_apptainer_image, check_output_layout
+from lcm.io.file_kind import not_a_file
 from lcm.io.output_space import check_volumetric_space
 from lcm.io.paths import fmriprep_derivatives, fmriprep_work_dir, inside
 from lcm.io.yaml_text import load_yaml_text
@@ -590,7 +591,7 @@ def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, 
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}", hint="Check the path.")
+        raise ConfigError(f"{what} {not_a_file(path)}: {path}", hint="Check the path.")
     try:
         raw = load_yaml_text(path.read_text(), f"{what} {path}") or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

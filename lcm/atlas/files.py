@@ -31,6 +31,7 @@ import pandas as pd
 from lcm.atlas.model import NO_SPACE, Atlas, setting_names
 from lcm.exceptions import AtlasError
 from lcm.io.csv_dialect import grouped_numbers_reason, is_grouped_number
+from lcm.io.file_kind import not_a_file
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def labels_only_atlas(
     path = Path(labels)
     if not path.is_file():
         raise AtlasError(
-            f"Atlas {name!r}: labels file not found: {path}",
+            f"Atlas {name!r}: labels file {not_a_file(path)}: {path}",
             hint=f"Check {setting_names(names)['labels']}.",
         )
     cells, header = _labels_cells(path)
@@ -348,7 +349,14 @@ def _named_columns(table: pd.DataFrame, header: str | None, path: Path) -> pd.Da
     sorted by index. A list's first name ``Background`` (nilearn's) is dropped."""
     read = f" (its first line {header!r} read as the header)" if header else ""
     names = table["name"].fillna("").astype(str).str.strip()
-    if names.empty or (names == "").any():
+    if names.empty:
+        # A header alone (a file cut short after its first line) said "0 row(s) without a
+        # name (0 rows)".
+        raise AtlasError(
+            f"Labels table {path} holds no rows{read}.",
+            hint="Write one row per region below the header: <index><TAB><name>.",
+        )
+    if (names == "").any():
         raise AtlasError(
             f"Labels table {path}: {int((names == '').sum())} row(s) without a name "
             f"({len(names)} rows){read}.",
@@ -445,14 +453,19 @@ def load_label_files(
         if not p.is_file():
             keys = setting_names(names)
             raise AtlasError(
-                f"Atlas {name!r}: file not found: {p}",
+                f"Atlas {name!r}: file {not_a_file(p)}: {p}",
                 hint=f"Check {keys['path']} and {keys['labels']}.",
             )
     try:
         img = nib.load(img_path)
         data = np.asarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for a broken file
-        raise AtlasError(f"Atlas {name!r}: cannot read {img_path}: {exc}") from exc
+        # Said what nibabel said and no fix: an empty, truncated or non-NIfTI file.
+        raise AtlasError(
+            f"Atlas {name!r}: cannot read {img_path} as a label NIfTI image: {exc}",
+            hint=f"Give {setting_names(names)['path']} a label image (.nii or .nii.gz); if it "
+            "is one, it is truncated or corrupt: copy it again from its source.",
+        ) from exc
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]  # (X, Y, Z, 1): one volume, a 3D image (as nilearn reads it)
     if data.ndim != 3:

@@ -193,6 +193,15 @@ def read_listing(path: str | Path) -> pd.DataFrame:
             f"The listing {path} lacks column(s) {missing} (has {list(table.columns)}).",
             hint=f"Pass {_LISTING_HINT}.",
         )
+    # An empty path cell was joined to the listing's folder: the run was excluded as "<folder>
+    # listed in ... does not exist", naming a folder that exists (a row cut short, a blank cell).
+    empty = [i + 2 for i, cell in enumerate(table["path"]) if not str(cell).strip()]
+    if empty:
+        raise InputDataError(
+            f"The listing {path}: line(s) {empty[:5]} give no path (an empty 'path' cell).",
+            hint="Give every row its run's file (relative to the listing's folder), or remove "
+            "the row.",
+        )
     return table
 
 

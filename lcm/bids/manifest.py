@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from lcm import reason_codes
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path
+from lcm.io.file_kind import not_a_file
 from lcm.reason_codes import with_fix
 
 MANIFEST_COLUMNS = (
@@ -124,7 +125,7 @@ def read_manifest(path: str | Path, columns: Sequence[str] | None = None) -> pd.
         raise ValueError(f"not manifest columns: {unknown}")
     if not path.is_file():
         raise InputDataError(
-            f"Manifest not found: {path}", hint="Create it with 'lcm ingest ... --out'."
+            f"Manifest {not_a_file(path)}: {path}", hint="Create it with 'lcm ingest ... --out'."
         )
     try:
         names = pq.read_schema(path).names

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.commands._path_text import path_text
 
 # The largest seed: torch.manual_seed takes an unsigned 64-bit integer (a larger one crashed).
 MAX_SEED = 2**64 - 1
@@ -43,35 +44,6 @@ def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], in
     return parse
 
 
-def nonempty_path(text: str) -> str:
-    """An argparse ``type``: a file or folder path, refusing an empty one.
-
-    An empty value (an unset shell variable, ``--out ""``) was read as the current folder: an
-    output was skipped with exit code 0, written into the working folder, or refused with a
-    traceback; ``lcm prune-states ""`` listed the states below the working folder.
-
-    Parameters
-    ----------
-    text : str
-        The option's value as typed.
-
-    Returns
-    -------
-    str
-        ``text``, unchanged.
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        When ``text`` is empty or only blanks (argparse prints a one-line error, exit code 2).
-    """
-    if not text.strip():
-        raise argparse.ArgumentTypeError(
-            f"expected a path, got {text!r} (an unset shell variable?); give the file or folder"
-        )
-    return text
-
-
 def add_store_arguments(p: argparse.ArgumentParser) -> None:
     """``--store``, ``--atlas``, ``--catalogue``: which feature store and variables to read.
 
@@ -80,11 +52,9 @@ def add_store_arguments(p: argparse.ArgumentParser) -> None:
     p : argparse.ArgumentParser
         The verb's parser.
     """
-    p.add_argument("--store", required=True, type=nonempty_path, help="Root of the feature store.")
+    p.add_argument("--store", required=True, type=path_text, help="Root of the feature store.")
     add_atlas_arguments(p)
-    p.add_argument(
-        "--catalogue", required=True, type=nonempty_path, help="Variable catalogue YAML."
-    )
+    p.add_argument("--catalogue", required=True, type=path_text, help="Variable catalogue YAML.")
 
 
 def add_task_arguments(p: argparse.ArgumentParser, continuous: bool = False) -> None:

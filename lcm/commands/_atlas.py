@@ -16,6 +16,8 @@ import argparse
 import re
 from typing import Any
 
+from lcm.commands._path_text import path_text
+
 # The options' names of the config's atlas settings, which the atlas's messages and hints name
 # (lcm.atlas.model.setting_names): a command-line user wrote no atlas.labels.
 OPTION_NAMES = {
@@ -114,10 +116,13 @@ def add_atlas_arguments(
     # --help name --atlas only). argparse has no public hidden alias; this is its lookup table.
     p._option_string_actions["--atlas-name"] = action
     if files:
-        p.add_argument("--atlas-path", default=None, help="Label NIfTI of a user atlas.")
+        p.add_argument(
+            "--atlas-path", default=None, type=path_text, help="Label NIfTI of a user atlas."
+        )
         p.add_argument(
             "--atlas-labels",
             default=None,
+            type=path_text,
             help="Labels TSV (index, name) of a user atlas; without --atlas-path a labels-only "
             "atlas (a 'name' column, optional index, x, y, z, network), enough for ROI time "
             "series and connectomes.",

@@ -10,8 +10,8 @@ from lcm.commands._arguments import (
     add_seed_and_threads,
     add_store_arguments,
     int_at_least,
-    nonempty_path,
 )
+from lcm.commands._path_text import path_text
 from lcm.commands._sources import store_sources
 from lcm.docstrings import fill_doc
 from lcm.io.provenance import record_outputs
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--out-dir",
-        type=nonempty_path,
+        type=path_text,
         required=True,
         help="The pretraining checkpoint's folder (lcm pretrain's).",
     )

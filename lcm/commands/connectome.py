@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from lcm.commands._atlas import add_atlas_arguments, atlas_names
 from lcm.commands._atlas_load import atlas_from_args
+from lcm.commands._path_text import path_text
 from lcm.entries import entry_type, names
 from lcm.io.provenance import write_sidecar
 
@@ -144,6 +145,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--dataset", required=True, help="Dataset name.")
     r.add_argument(
         "--fmriprep-record",
+        type=path_text,
         required=True,
         help="Record from 'lcm fmriprep'; its relative paths (a relative --derivatives) are "
         "read from here, else from the record's folders upwards.",
@@ -152,8 +154,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_atlas_arguments(r, files=True, seg=True)
     _min_coverage_arg(r)
     _denoise_arg(r)
-    r.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
-    r.add_argument("--qc-out", required=True, help="QC JSON of the run.")
+    r.add_argument(
+        "--out-dir", required=True, type=path_text, help="Connectome derivatives folder."
+    )
+    r.add_argument("--qc-out", required=True, type=path_text, help="QC JSON of the run.")
     r.set_defaults(func=run_voxel, recorded=("qc_out",))
 
     s = sub.add_parser(
@@ -169,7 +173,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_atlas_arguments(s, files=True)
     _min_coverage_arg(s)
     _denoise_arg(s)
-    s.add_argument("--out", required=True, help="Settings JSON to write.")
+    s.add_argument("--out", required=True, type=path_text, help="Settings JSON to write.")
     s.set_defaults(func=run_settings, recorded=("out",))
 
     d = sub.add_parser(
@@ -185,11 +189,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--entry", required=True, choices=names(voxel=False), help="The dataset's entry."
     )
     d.add_argument("--dataset", required=True, help="Dataset name.")
-    d.add_argument("--manifest", required=True, help="Manifest from 'lcm ingest'.")
+    d.add_argument("--manifest", required=True, type=path_text, help="Manifest from 'lcm ingest'.")
     add_atlas_arguments(d, files=True, seg=True)
     _denoise_arg(d, default=None)
-    d.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
-    d.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
+    d.add_argument(
+        "--out-dir", required=True, type=path_text, help="Connectome derivatives folder."
+    )
+    d.add_argument(
+        "--qc-table", required=True, type=path_text, help="QC TSV, one row per manifest row."
+    )
     d.set_defaults(func=run_dataset, recorded=("qc_table",))
 
     t = sub.add_parser(
@@ -202,11 +210,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=raw,
     )
     t.add_argument("--dataset", required=True, help="Dataset name.")
-    t.add_argument("--manifest", required=True, help="Manifest from 'lcm ingest'.")
+    t.add_argument("--manifest", required=True, type=path_text, help="Manifest from 'lcm ingest'.")
     add_atlas_arguments(t, files=True, seg=True)
     _denoise_arg(t)
-    t.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
-    t.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
+    t.add_argument(
+        "--out-dir", required=True, type=path_text, help="Connectome derivatives folder."
+    )
+    t.add_argument(
+        "--qc-table", required=True, type=path_text, help="QC TSV, one row per manifest row."
+    )
     t.set_defaults(func=run_dataset, entry="roi_timeseries", recorded=("qc_table",))
 
     m = sub.add_parser(
@@ -219,10 +231,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=raw,
     )
     m.add_argument("--dataset", required=True, help="Dataset name.")
-    m.add_argument("--manifest", required=True, help="Manifest from 'lcm ingest'.")
+    m.add_argument("--manifest", required=True, type=path_text, help="Manifest from 'lcm ingest'.")
     add_atlas_arguments(m, files=True, seg=True)
-    m.add_argument("--out-dir", required=True, help="Connectome derivatives folder.")
-    m.add_argument("--qc-table", required=True, help="QC TSV, one row per manifest row.")
+    m.add_argument(
+        "--out-dir", required=True, type=path_text, help="Connectome derivatives folder."
+    )
+    m.add_argument(
+        "--qc-table", required=True, type=path_text, help="QC TSV, one row per manifest row."
+    )
     m.set_defaults(func=run_dataset, entry="connectome", recorded=("qc_table",))
 
     c = sub.add_parser(
@@ -234,17 +250,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     c.add_argument(
         "--qc",
+        type=path_text,
         nargs="*",
         default=[],
         help="Per-run QC JSON files (none when ingest excluded every run: see --manifest).",
     )
     c.add_argument(
         "--manifest",
+        type=path_text,
         default=None,
         help="The dataset's manifest: its exclusion reasons are named when no run is left; "
         "QC records of a dataset it does not name are refused.",
     )
-    c.add_argument("--out", required=True, help="QC TSV to write.")
+    c.add_argument("--out", required=True, type=path_text, help="QC TSV to write.")
     c.set_defaults(func=run_collect, recorded=("out",))
 
 
@@ -315,6 +333,7 @@ def run_voxel(args: argparse.Namespace) -> int:
     from lcm.connectome.settings import ConnectomeSettings, DenoiseSettings
     from lcm.connectome.voxel_run import process_voxel_run
 
+    _check_out_dir(args.out_dir)
     settings = DenoiseSettings.from_json(args.denoise)
     connectome = ConnectomeSettings.from_json(args.connectome)
     min_coverage = _min_coverage(args)
@@ -381,6 +400,17 @@ def run_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out_dir(out_dir: str) -> None:
+    """Refuse, before any run is read, an ``--out-dir`` that is a file (or lies under one).
+
+    The first run's folder under it failed with a traceback (NotADirectoryError) after the
+    atlas was loaded and the run parcellated.
+    """
+    from lcm.commands._outputs import check_output_folders
+
+    check_output_folders([Path(out_dir) / "dataset_description.json"])
+
+
 def run_dataset(args: argparse.Namespace) -> int:
     """Run ``lcm connectome dataset`` (and its aliases ``timeseries`` and ``import``).
 
@@ -407,6 +437,7 @@ def run_dataset(args: argparse.Namespace) -> int:
             f"{list(kind.settings) or 'none'}).",
             hint=f"Leave --{unread[0]} out for {args.entry} datasets.",
         )
+    _check_out_dir(args.out_dir)
     settings = {s: sections[s](getattr(args, s, None) or "{}") for s in kind.settings}
     atlas = atlas_from_args(args)
     kind.processor()(

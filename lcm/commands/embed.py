@@ -6,8 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from lcm.commands._arguments import add_store_arguments, nonempty_path
+from lcm.commands._arguments import add_store_arguments
 from lcm.commands._outputs import check_output_folders, record_together
+from lcm.commands._path_text import path_text
 from lcm.commands._sources import existing, named_store, store_sources
 from lcm.commands._stopped import WritingStopped
 from lcm.docstrings import fill_doc
@@ -60,14 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", type=nonempty_path, required=True, help="Checkpoint folder.")
+    p.add_argument("--checkpoint", type=path_text, required=True, help="Checkpoint folder.")
     p.add_argument("--datasets", nargs="+", required=True, help="Datasets to embed.")
-    p.add_argument(
-        "--out", type=nonempty_path, required=True, help="Embeddings Parquet file to write."
-    )
+    p.add_argument("--out", type=path_text, required=True, help="Embeddings Parquet file to write.")
     p.add_argument(
         "--attention-out",
-        type=nonempty_path,
+        type=path_text,
         default=None,
         help="Query attention Parquet (optional).",
     )

@@ -18,9 +18,9 @@ from lcm.commands._arguments import (
     add_seed_and_threads,
     add_store_arguments,
     add_task_arguments,
-    nonempty_path,
 )
 from lcm.commands._outputs import check_output_folders, record_together
+from lcm.commands._path_text import path_text
 from lcm.commands._sources import existing, named_store, store_sources
 from lcm.commands._stopped import WritingStopped
 from lcm.commands._task import task_name
@@ -118,12 +118,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", required=True, type=task_name, help="Task name (the 'task' column).")
     p.add_argument(
         "--checkpoint",
-        type=nonempty_path,
+        type=path_text,
         help="Pretrained LCM checkpoint folder (needed by the LCM models).",
     )
     p.add_argument(
         "--ssl-checkpoint",
-        type=nonempty_path,
+        type=path_text,
         help="Checkpoint pretrained with the self-supervised loss only (needed by lcm-ssl).",
     )
     p.add_argument(
@@ -131,13 +131,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--splits",
-        type=nonempty_path,
+        type=path_text,
         help="The task's splits table (`lcm splits --task`): outer folds are read from it "
         "(default: computed the same way here).",
     )
-    p.add_argument("--out", type=nonempty_path, required=True, help="Metrics Parquet to write.")
+    p.add_argument("--out", type=path_text, required=True, help="Metrics Parquet to write.")
     p.add_argument(
-        "--predictions", type=nonempty_path, required=True, help="Predictions Parquet to write."
+        "--predictions", type=path_text, required=True, help="Predictions Parquet to write."
     )
     add_store_arguments(p)
     add_task_arguments(p, continuous=True)

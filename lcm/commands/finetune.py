@@ -14,9 +14,9 @@ from lcm.commands._arguments import (
     add_seed_and_threads,
     add_store_arguments,
     add_task_arguments,
-    nonempty_path,
 )
 from lcm.commands._outputs import record_together
+from lcm.commands._path_text import path_text
 from lcm.commands._sources import existing, named_store, store_sources
 from lcm.commands._stopped import Stopped, WritingStopped, one_runs_set
 from lcm.config import parse_settings
@@ -63,12 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--checkpoint", type=nonempty_path, required=True, help="Pretrained checkpoint folder."
+        "--checkpoint", type=path_text, required=True, help="Pretrained checkpoint folder."
     )
     p.add_argument("--settings", default="{}", help="JSON of the config 'evaluate.finetune'.")
     p.add_argument("--init", choices=("pretrained", "scratch"), default="pretrained")
     p.add_argument(
-        "--out-dir", type=nonempty_path, required=True, help="Finetuned checkpoint folder to write."
+        "--out-dir", type=path_text, required=True, help="Finetuned checkpoint folder to write."
     )
     p.add_argument("--device", default=None, help="torch device (default: cuda if available).")
     add_store_arguments(p)

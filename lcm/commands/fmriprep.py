@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from lcm.commands._path_text import path_text
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError
 from lcm.io.provenance import write_sidecar
@@ -109,6 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="Dataset name.")
     p.add_argument(
         "--bids",
+        type=path_text,
         required=True,
         help="Raw BIDS root of the dataset; for a dataset entering as fMRIPrep derivatives, "
         "the derivatives folder ingest indexes (the dataset's path).",
@@ -127,11 +129,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(MNI152NLin2009cAsym, or MNI152NLin2009cAsym:res-2 for one resolution, "
         ":res-native for the file without res-).",
     )
-    p.add_argument("--derivatives", required=True, help="fMRIPrep output folder.")
+    p.add_argument("--derivatives", required=True, type=path_text, help="fMRIPrep output folder.")
     p.add_argument(
-        "--work-dir", help="Work folder, sub-<label> inside (docker, apptainer: required)."
+        "--work-dir",
+        type=path_text,
+        help="Work folder, sub-<label> inside (docker, apptainer: required).",
     )
-    p.add_argument("--fs-license", help="FreeSurfer license file (docker, apptainer).")
+    p.add_argument(
+        "--fs-license", type=path_text, help="FreeSurfer license file (docker, apptainer)."
+    )
     p.add_argument(
         "--extra-args", default="[]", help="Further fMRIPrep arguments as a JSON list of strings."
     )
@@ -154,6 +160,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--manifest",
+        type=path_text,
         help="The dataset's manifest of 'lcm ingest': its included runs of the subject are "
         "the runs expected, and the subject's runs it excludes (a BIDS validator error in its "
         "folder) are recorded as excluded at ingest with its reasons; fMRIPrep is not run when "
@@ -171,7 +178,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Write to --out the options every subject's job of the dataset runs with, checked, "
         "and exit: no subject, nothing launched (the workflow's settings stamp).",
     )
-    p.add_argument("--out", required=True, help="Record to write (.json).")
+    p.add_argument("--out", required=True, type=path_text, help="Record to write (.json).")
     p.set_defaults(func=run, recorded=("out",))
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from lcm.bids.dataset import setting_names
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.commands._path_text import path_text
 from lcm.docstrings import fill_doc
 from lcm.entries import entry_type, names
 from lcm.exceptions import ConfigError
@@ -102,11 +103,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--entry", required=True, choices=names(), help="Entry level of the dataset.")
     p.add_argument(
         "--path",
+        type=path_text,
         required=True,
         help="Root of the raw BIDS, derivatives or series; or a listing TSV of per-run files.",
     )
     p.add_argument(
-        "--derivatives", help="fMRIPrep derivatives root (entry fmriprep, when --path is raw)."
+        "--derivatives",
+        type=path_text,
+        help="fMRIPrep derivatives root (entry fmriprep, when --path is raw).",
     )
     p.add_argument("--task", default="rest", help="BIDS task label (default: rest).")
     p.add_argument(
@@ -157,7 +161,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "columns or a high_pass) are checked in the first included run's confounds (refused at "
         "once, not per run).",
     )
-    p.add_argument("--out", required=True, help="Manifest to write (.parquet).")
+    p.add_argument("--out", required=True, type=path_text, help="Manifest to write (.parquet).")
     p.set_defaults(func=run, recorded=("out",))
 
 

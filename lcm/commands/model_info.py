@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from lcm.commands._arguments import int_at_least, nonempty_path
+from lcm.commands._arguments import int_at_least
 from lcm.commands._outputs import check_output_folders
+from lcm.commands._path_text import path_text
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError, OutputOwnershipError
@@ -62,13 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overrides", default="{}", help="JSON of model config fields to replace.")
     p.add_argument(
         "--checkpoint",
-        type=nonempty_path,
+        type=path_text,
         help="A checkpoint folder (lcm pretrain / finetune): what it was trained on and its "
         "parameters, from its model.json (replaces --preset, --n-rois, --n-queries).",
     )
     p.add_argument(
         "--catalogue-out",
-        type=nonempty_path,
+        type=path_text,
         metavar="YAML",
         help="With --checkpoint: write the variables it was trained with as a variable "
         "catalogue (the form --catalogue reads), for finetuning, evaluating or storing data "
@@ -76,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--datasets-from",
-        type=nonempty_path,
+        type=path_text,
         metavar="YAML",
         help="With --catalogue-out: copy the datasets section (how each dataset's phenotype "
         "file codes the variables) from this catalogue; without it, the file has a commented "

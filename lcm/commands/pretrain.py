@@ -11,6 +11,7 @@ from typing import Any
 from lcm.catalogue import load_catalogue
 from lcm.commands._arguments import add_seed_and_threads, add_store_arguments
 from lcm.commands._outputs import record_together
+from lcm.commands._path_text import path_text
 from lcm.commands._sources import store_sources
 from lcm.commands._stopped import Stopped, one_runs_set
 from lcm.config import parse_settings
@@ -81,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--datasets", nargs="+", required=True, help="Pretraining datasets.")
     p.add_argument("--model", default="{}", help="JSON of the config 'model' section.")
     p.add_argument("--settings", default="{}", help="JSON of the config 'pretrain' section.")
-    p.add_argument("--out-dir", required=True, help="Checkpoint folder to write.")
+    p.add_argument("--out-dir", required=True, type=path_text, help="Checkpoint folder to write.")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available).")
     # Deprecated: the maps are `lcm bei-maps`'s (a job of its own, so that adding bei-linear
     # to a task reruns no pretraining). `no` is what pretraining does now; `yes` is refused,

@@ -8,7 +8,7 @@ import os
 import shlex
 from pathlib import Path
 
-from lcm.commands._arguments import nonempty_path
+from lcm.commands._path_text import path_text
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.lineage import MAX_MISSING_LISTED, audit, base_hint, results_entry, trace
@@ -49,10 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("action", choices=["trace", "verify"])
-    p.add_argument("target", type=nonempty_path, help="Artifact (trace) or folder (verify).")
+    p.add_argument("target", type=path_text, help="Artifact (trace) or folder (verify).")
     p.add_argument(
         "--base",
-        type=nonempty_path,
+        type=path_text,
         default=".",
         help="Folder the workflow ran in: recorded relative paths are relative to it "
         "(default: the current folder).",

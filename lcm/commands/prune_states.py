@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lcm.commands._arguments import nonempty_path
+from lcm.commands._path_text import path_text
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError, OutputBusyError, OutputOwnershipError
 
@@ -93,7 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "folder",
-        type=nonempty_path,
+        type=path_text,
         metavar="FOLDER",
         help="The workflow's results_dir, or any folder below it.",
     )

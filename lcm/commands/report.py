@@ -12,10 +12,11 @@ from typing import Any
 import pandas as pd
 
 from lcm.bids.summary import read_summary_table
-from lcm.commands._arguments import int_at_least, nonempty_path
+from lcm.commands._arguments import int_at_least
 from lcm.commands._atlas import add_atlas_arguments
 from lcm.commands._atlas_load import atlas_from_args
 from lcm.commands._outputs import Recorded, check_output_folders, record_job
+from lcm.commands._path_text import path_text
 from lcm.commands._stopped import WritingStopped
 from lcm.config import parse_settings
 from lcm.docstrings import fill_doc
@@ -130,53 +131,53 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--metrics", type=nonempty_path, nargs="+", required=True, help="Metrics Parquet per task."
+        "--metrics", type=path_text, nargs="+", required=True, help="Metrics Parquet per task."
     )
     p.add_argument(
         "--predictions",
-        type=nonempty_path,
+        type=path_text,
         nargs="+",
         required=True,
         help="Predictions Parquet per task.",
     )
     p.add_argument(
         "--history",
-        type=nonempty_path,
+        type=path_text,
         help="Pretraining history TSV (optional); with the checkpoint of its folder among "
         "--checkpoint, the Pretraining section states and marks the checkpoint's epoch.",
     )
-    p.add_argument("--bei-eval", type=nonempty_path, help="BEI held-out evaluation TSV (optional).")
+    p.add_argument("--bei-eval", type=path_text, help="BEI held-out evaluation TSV (optional).")
     p.add_argument(
-        "--qc", type=nonempty_path, nargs="*", default=[], help="Connectome QC TSVs (optional)."
+        "--qc", type=path_text, nargs="*", default=[], help="Connectome QC TSVs (optional)."
     )
     p.add_argument(
         "--ingest-summary",
-        type=nonempty_path,
+        type=path_text,
         nargs="*",
         default=[],
         help="Ingestion summary TSVs, results/ingest/<dataset>/summary.tsv (optional).",
     )
     p.add_argument(
         "--ssl-history",
-        type=nonempty_path,
+        type=path_text,
         help="History TSV of the self-supervised-only pretraining (optional).",
     )
     p.add_argument(
         "--ground-truth",
-        type=nonempty_path,
+        type=path_text,
         nargs="*",
         default=[],
         help="ground_truth.json of synthetic task datasets: oracle ceilings (optional).",
     )
     p.add_argument(
         "--store",
-        type=nonempty_path,
+        type=path_text,
         help="Feature store holding the synthetic task datasets (with --ground-truth): the "
         "oracle's readout on the pipeline's own connectomes beside the ceiling (optional).",
     )
     p.add_argument(
         "--attention",
-        type=nonempty_path,
+        type=path_text,
         nargs="*",
         default=[],
         help="Attention tables of the finetuned models, results/embeddings/task-<task>_attention"
@@ -191,7 +192,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--checkpoint",
-        type=nonempty_path,
+        type=path_text,
         nargs="*",
         default=[],
         help="Checkpoints the tasks were evaluated with and the finetuned models the attention "
@@ -200,7 +201,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--bei-maps",
-        type=nonempty_path,
+        type=path_text,
         nargs="*",
         default=[],
         help="Ridge maps of the bei-linear baseline (bei_linear.npz beside the pretrained "
@@ -208,40 +209,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--configs",
-        type=nonempty_path,
+        type=path_text,
         help="Folder of the validated configs the workflow ran under, results/configs: the "
         "config each input's sidecar names by its sha256 is shown (optional).",
     )
     p.add_argument(
         "--logs",
-        type=nonempty_path,
+        type=path_text,
         help="The workflow's logs folder, results/logs: the Provenance section lists every "
         "stage's log folder in it (optional).",
     )
     p.add_argument(
         "--out-headline",
-        type=nonempty_path,
+        type=path_text,
         help="Headline comparison TSV to write: LCM against the best baseline, the interval "
         "spanning the paired bootstrap and the corrected resampled t, p the larger of their "
         "two (optional).",
     )
     p.add_argument(
         "--out-contrasts",
-        type=nonempty_path,
+        type=path_text,
         help="TSV of LCM against its ablations (pretraining and pseudo-label gains, with "
         "corrected resampled t intervals over seeds x folds) to write (optional).",
     )
     p.add_argument(
-        "--out-metrics", type=nonempty_path, required=True, help="Merged metrics Parquet to write."
+        "--out-metrics", type=path_text, required=True, help="Merged metrics Parquet to write."
     )
     p.add_argument(
         "--out-predictions",
-        type=nonempty_path,
+        type=path_text,
         help="Merged out-of-fold predictions Parquet to write, head motion's (motion-fd) among "
         "them (optional).",
     )
-    p.add_argument("--out-summary", type=nonempty_path, required=True, help="Summary TSV to write.")
-    p.add_argument("--out-html", type=nonempty_path, required=True, help="HTML report to write.")
+    p.add_argument("--out-summary", type=path_text, required=True, help="Summary TSV to write.")
+    p.add_argument("--out-html", type=path_text, required=True, help="HTML report to write.")
     p.add_argument(
         "--references",
         default="{}",

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from lcm.catalogue import RUN_MARK
+from lcm.commands._path_text import path_text
 from lcm.commands._run_catalogue import catalogue_with
 from lcm.commands._run_config import (
     absolute_paths,
@@ -112,11 +113,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("bids_dir", help="Raw BIDS dataset (its participants.tsv is the phenotype).")
-    p.add_argument("output_dir", help="Folder of every output (the config's results_dir).")
+    p.add_argument(
+        "bids_dir", type=path_text, help="Raw BIDS dataset (its participants.tsv is the phenotype)."
+    )
+    p.add_argument(
+        "output_dir", type=path_text, help="Folder of every output (the config's results_dir)."
+    )
     p.add_argument("analysis_level", choices=sorted(LEVELS), help="participant or group.")
     p.add_argument(
         "--derivatives",
+        type=path_text,
         help="Existing fMRIPrep derivatives of BIDS_DIR (sets fmriprep.runner: existing).",
     )
     p.add_argument(
@@ -138,6 +144,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-w",
         "--work-dir",
+        type=path_text,
         help="fMRIPrep's work folder (sets fmriprep.work_dir; docker and apptainer runners), as "
         "fMRIPrep's -w: outside BIDS_DIR, which fMRIPrep refuses to hold it. Default "
         "OUTPUT_DIR/work/fmriprep; with OUTPUT_DIR inside BIDS_DIR (derivatives/<name>) a "
@@ -145,6 +152,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--config-file",
+        type=path_text,
         help="A config of your own (tasks, models, denoising ...): the BIDS dataset is added to "
         "it and results_dir set to OUTPUT_DIR (a results_dir of its own is replaced, with a "
         "warning). Relative paths in it are read from this folder; "

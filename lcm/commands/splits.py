@@ -11,6 +11,7 @@ import pandas as pd
 
 from lcm.commands._arguments import MAX_SEED, int_at_least
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.commands._path_text import path_text
 from lcm.commands._sources import store_sources
 from lcm.commands._task import task_name
 from lcm.docstrings import fill_doc
@@ -86,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--store", required=True, help="Root of the feature store.")
+    p.add_argument("--store", required=True, type=path_text, help="Root of the feature store.")
     add_atlas_arguments(p)
     p.add_argument("--datasets", nargs="+", required=True, help="Downstream datasets.")
     p.add_argument(
@@ -111,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help="Variable to stratify the subject-level folds by.")
     p.add_argument("--task", type=task_name, help="Task name: write that task's evaluation folds.")
     p.add_argument("--positive", help="With --task: positive level of a binary --label.")
-    p.add_argument("--catalogue", help="With --task: variable catalogue (YAML).")
+    p.add_argument("--catalogue", type=path_text, help="With --task: variable catalogue (YAML).")
     p.add_argument(
         "--repeats",
         nargs="+",
@@ -119,7 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         # None, not [0]: a --repeats given without --task is refused, not ignored.
         help="With --task: the evaluate.seeds entries, one cross-validation each (default 0).",
     )
-    p.add_argument("--out", required=True, help="Parquet file to write.")
+    p.add_argument("--out", required=True, type=path_text, help="Parquet file to write.")
     p.set_defaults(func=run, recorded=("out",))
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from lcm.catalogue import load_catalogue
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.commands._path_text import path_text
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.paths import connectome_path, missingness_path, variables_path
@@ -66,11 +67,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--dataset", required=True)
-    p.add_argument("--qc-table", required=True, help="Connectome-stage QC table (TSV).")
-    p.add_argument("--phenotype", required=True, help="Phenotype table (TSV or CSV).")
-    p.add_argument("--catalogue", required=True, help="Variable catalogue YAML.")
+    p.add_argument(
+        "--qc-table", required=True, type=path_text, help="Connectome-stage QC table (TSV)."
+    )
+    p.add_argument(
+        "--phenotype", required=True, type=path_text, help="Phenotype table (TSV or CSV)."
+    )
+    p.add_argument("--catalogue", required=True, type=path_text, help="Variable catalogue YAML.")
     add_atlas_arguments(p)
-    p.add_argument("--store-dir", required=True, help="Root of the feature store.")
+    p.add_argument("--store-dir", required=True, type=path_text, help="Root of the feature store.")
     p.set_defaults(func=run)
 
 

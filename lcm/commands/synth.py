@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from lcm.atlas import atlas_from_settings
+from lcm.commands._path_text import path_text
 from lcm.config import parse_settings, read_yaml_mapping, validate_base, validate_partial
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", help="Workflow config (YAML).")
+    source.add_argument("--config", type=path_text, help="Workflow config (YAML).")
     source.add_argument(
         "--config-json",
         help="The config sections this job uses, as JSON (seed, atlas, synth, fmriprep); "

@@ -25,6 +25,7 @@ from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
 from lcm.io.bids_names import check_label
 from lcm.io.derivatives import exclusion_reasons, included_mask
+from lcm.io.file_kind import not_a_file
 from lcm.io.qc_table import INCLUDED, SUBJECT
 from lcm.store.units import ColumnUnits, UnitsMismatch, column_units, factor_text
 
@@ -94,7 +95,7 @@ def read_table(
     """
     path = Path(path)
     if not path.is_file():
-        raise InputDataError(f"Phenotype file not found: {path}", hint=f"Check {setting}.")
+        raise InputDataError(f"Phenotype file {not_a_file(path)}: {path}", hint=f"Check {setting}.")
     sep = "," if path.suffix.lower() == ".csv" else "\t"
     fix = "Save it as a UTF-8 text table: TSV, or CSV with a .csv extension."
     try:

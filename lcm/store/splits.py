@@ -42,6 +42,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from lcm.exceptions import InputDataError
 from lcm.hints import set_to
 from lcm.io.atomic import atomic_path
+from lcm.io.file_kind import not_a_file
 from lcm.io.provenance import environment
 
 log = logging.getLogger(__name__)
@@ -358,14 +359,17 @@ def read_splits(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputDataError(f"Splits table not found: {path}", hint="Run `lcm splits` first.")
+        raise InputDataError(
+            f"Splits table {not_a_file(path)}: {path}", hint="Run `lcm splits` first."
+        )
     try:
         frame = pd.read_parquet(path)
     except (OSError, pa.ArrowException) as exc:
-        # An empty, text or cut-short file ended in pyarrow's traceback.
+        # An empty or truncated table ended `lcm evaluate --splits` in a pyarrow traceback.
         raise InputDataError(
-            f"Cannot read splits table {path}: {exc}",
-            hint="Pass the table `lcm splits` wrote, or delete it and run `lcm splits` again.",
+            f"Cannot read splits table {path} as Parquet: {str(exc).splitlines()[0]}",
+            hint="It is damaged (cut short by a full disk or a copy) or not a splits table: "
+            "write it again with `lcm splits ... --out` (in the workflow: delete it and rerun).",
         ) from None
     missing = sorted(set(COLUMNS) - set(frame.columns))
     if missing:

@@ -182,6 +182,26 @@ def test_an_atlas_given_by_options_is_hinted_by_the_options(
     assert hint in err and "atlas.labels" not in err and "atlas.path" not in err
 
 
+@pytest.mark.parametrize("content", ["empty", "text", "truncated"])
+def test_an_unreadable_label_image_is_refused_with_the_fix(
+    content: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """An empty, plain-text or truncated --atlas-path said only nibabel's words ("Cannot work
+    out file type"), no fix."""
+    from lcm.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    img, _ = _files(tmp_path, nib.Nifti1Image(_labels(), np.eye(4)))
+    whole = Path(img).read_bytes()
+    body = {"empty": b"", "text": b"not an image\n", "truncated": whole[: len(whole) // 2]}
+    Path(img).write_bytes(body[content])
+    argv = ["atlases", "--atlas", "mine", "--atlas-path", img, "--atlas-labels", "atlas.tsv"]
+    assert main(argv) == AtlasError.exit_code
+    err = capsys.readouterr().err
+    assert f"cannot read {img} as a label NIfTI image" in err and "Traceback" not in err
+    assert "hint: Give --atlas-path a label image" in err and "truncated or corrupt" in err
+
+
 def test_an_atlas_given_by_config_keys_is_hinted_by_the_keys(tmp_path: Path) -> None:
     from lcm.atlas import atlas_from_settings
 

@@ -89,6 +89,16 @@ def test_a_header_without_a_name_column_is_refused(tmp_path: Path) -> None:
             load_atlas("mine", img, str(tmp_path / "atlas.tsv"))
 
 
+@pytest.mark.parametrize("header", ["index\tname\n", "index\tname", "name\n"])
+def test_a_header_alone_is_refused_as_holding_no_rows(tmp_path: Path, header: str) -> None:
+    """A labels file cut short after its first line said "0 row(s) without a name (0 rows)"."""
+    (tmp_path / "atlas.tsv").write_text(header)
+    for img in (label_image(tmp_path, LABELS), None):
+        with pytest.raises(AtlasError, match=r"atlas.tsv holds no rows \(its first line") as e:
+            load_atlas("mine", img, str(tmp_path / "atlas.tsv"))
+        assert "below the header" in e.value.hint
+
+
 def test_a_float_index_without_a_header_keeps_its_first_row(tmp_path: Path) -> None:
     """``1.0`` is a number: the first row is a region, not a header dropped silently."""
     (tmp_path / "atlas.tsv").write_text("1.0\tA\n7.0\tB\n")

@@ -55,3 +55,28 @@ def test_the_report_reads_labels_like_na_as_labels_as_the_store_does(tmp_path: P
     assert report[qc_table.MEAN_FD].isna().tolist() == [False, True, False]
     assert qc_counts(report)["subjects included"].tolist() == [3]
     assert subject_mean_fd(report).to_dict() == {("d", "NA"): 0.1, ("d", "nan"): 0.3}
+
+
+@pytest.mark.parametrize("cut", ["mid-row", "short row"])
+@pytest.mark.parametrize("typed", [False, True])
+def test_a_table_cut_short_is_refused_naming_it(tmp_path: Path, cut: str, typed: bool) -> None:
+    """A QC table cut mid-row (a full disk, an interrupted copy) was read: its last run's
+    relmat path cut short was refused as a missing matrix, the table unnamed, and fields a
+    short row lacked became empty cells."""
+    path = tmp_path / "seg-x_qc.tsv"
+    records = [
+        writer.new_qc("d", subject=s, run_key=f"sub-{s}_run-1", included=True, mean_fd=0.1)
+        for s in ("01", "02")
+    ]
+    writer.qc_frame(records).to_csv(path, sep="\t", index=False, na_rep="n/a")
+    whole = path.read_text()
+    assert len(qc_table.read_qc_table(path, typed=typed)) == 2
+    last = whole.rstrip("\n").rsplit("\n", 1)[1]
+    first_fields = "\t".join(last.split("\t")[:3])
+    body = whole[:-5] if cut == "mid-row" else whole.replace(last, first_fields)
+    path.write_text(body)
+    with pytest.raises(
+        InputDataError, match=r"seg-x_qc\.tsv is cut short \((line 3|no final)"
+    ) as e:
+        qc_table.read_qc_table(path, typed=typed)
+    assert "Rerun the connectome stage" in e.value.hint

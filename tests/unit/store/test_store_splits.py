@@ -631,13 +631,23 @@ def test_lcm_splits_without_task_names_the_folds_as_given(
         assert (info.value.hint or "").startswith(f"Lower {said} to 2 or fewer (")
 
 
-@pytest.mark.parametrize("case", ["empty", "text", "truncated"])
-def test_an_unreadable_splits_table_is_named_with_the_fix(tmp_path: Path, case: str) -> None:
-    """lcm evaluate --splits on an empty, text or cut-short file ended in pyarrow's
-    traceback."""
-    path = write_splits(tmp_path / "splits.parquet", make_splits(_subjects(), n_folds=4, seed=7))
-    data = path.read_bytes()
-    path.write_bytes({"empty": b"", "text": b"hello, I am text\n", "truncated": data[:200]}[case])
-    with pytest.raises(InputDataError, match=f"Cannot read splits table {path}: ") as info:
+@pytest.mark.parametrize("damage", ["empty", "text", "truncated", "folder"])
+def test_a_damaged_splits_table_is_refused_naming_it(tmp_path: Path, damage: str) -> None:
+    """An empty, plain-text or truncated splits table ended `lcm evaluate --splits` in a
+    pyarrow traceback; a folder was 'not found'."""
+    splits = make_splits(_subjects(), n_folds=4, seed=7)
+    path = write_splits(tmp_path / "splits.parquet", splits)
+    assert len(read_splits(path)) == len(splits)
+    whole = path.read_bytes()
+    path.unlink()
+    if damage == "folder":
+        path.mkdir()
+    else:
+        body = {"empty": b"", "text": b"subject\tfold\n", "truncated": whole[: len(whole) // 2]}
+        path.write_bytes(body[damage])
+    said = "is a folder, not a file" if damage == "folder" else "Cannot read splits table"
+    with pytest.raises(InputDataError, match=said) as caught:
         read_splits(path)
-    assert "lcm splits" in info.value.hint
+    assert str(path) in str(caught.value)
+    if damage != "folder":
+        assert "lcm splits ... --out" in caught.value.hint
