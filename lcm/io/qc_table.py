@@ -208,7 +208,8 @@ def _check_complete(path: Path, n_columns: int) -> None:
             f"QC table {path} is cut short ({where}): it was truncated (a full disk or an "
             "interrupted copy).",
             hint="Rerun the connectome stage for this dataset and atlas (lcm connectome), which "
-            "writes the table again; or copy it again from where it was written.",
+            "writes the table again; or copy it again from where it was written (a table you "
+            "edited by hand: end its last row with a newline).",
         )
 
 
