@@ -13,6 +13,7 @@ from lcm import reason_codes
 from lcm.exceptions import InputDataError
 from lcm.io.atomic import atomic_path
 from lcm.io.file_kind import not_a_file
+from lcm.io.paths import ingest_manifest
 from lcm.reason_codes import with_fix
 
 MANIFEST_COLUMNS = (
@@ -96,6 +97,22 @@ def write_manifest(path: str | Path, df: pd.DataFrame) -> None:
         df.to_parquet(tmp, index=False)
 
 
+def _missing_hint(path: Path) -> str:
+    """How to fix a manifest path that is not a file: the manifest inside a folder given for
+    it, or ``lcm ingest`` to write one. A folder was answered "Create it with 'lcm ingest'"
+    even when it held the manifest, which then was written again for nothing."""
+    if not path.is_dir():
+        return "Create it with 'lcm ingest ... --out'."
+    # The workflow's name for it (lcm.io.paths), the one a folder of ingest outputs holds.
+    inside = path / Path(ingest_manifest(".", path.name)).name
+    if inside.is_file():
+        return f"Pass the manifest inside it: {inside}"
+    return (
+        f"Pass the manifest file (the --out of 'lcm ingest'), not a folder; {path} holds no "
+        f"{inside.name}: create it with 'lcm ingest ... --out'."
+    )
+
+
 def read_manifest(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Read a manifest written by :func:`write_manifest` and check its columns.
 
@@ -124,9 +141,7 @@ def read_manifest(path: str | Path, columns: Sequence[str] | None = None) -> pd.
     if unknown:
         raise ValueError(f"not manifest columns: {unknown}")
     if not path.is_file():
-        raise InputDataError(
-            f"Manifest {not_a_file(path)}: {path}", hint="Create it with 'lcm ingest ... --out'."
-        )
+        raise InputDataError(f"Manifest {not_a_file(path)}: {path}", hint=_missing_hint(path))
     try:
         names = pq.read_schema(path).names
         read = None if columns is None else [c for c in columns if c in names]

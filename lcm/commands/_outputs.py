@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lcm.exceptions import ConfigError
+from lcm.exceptions import ConfigError, OutputOwnershipError
 from lcm.io.provenance import check_recordable, sha256_file, write_sidecar
 
 
@@ -34,15 +34,19 @@ def check_output_folders(outputs: Iterable[str | Path | None]) -> None:
 
     Raises
     ------
+    OutputOwnershipError
+        Naming the output and the file in the way: the exit code of the same refusal by
+        :func:`lcm.io.atomic.atomic_path` (``lcm ingest``'s and ``lcm fmriprep``'s ``--out``),
+        which a verb checking first gave as a configuration error (2, not 6).
     ConfigError
-        Naming the output and the file in the way, or the folder this user cannot write in.
+        Naming the output and the folder this user cannot write in.
     """
     for out in filter(None, outputs):
         folder = Path(out).parent
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent
         if not folder.is_dir():
-            raise ConfigError(
+            raise OutputOwnershipError(
                 f"Output {out} cannot be written: {folder} is a file, not a folder; nothing "
                 "was computed.",
                 hint=f"Give another output path, or move {folder} away.",

@@ -24,3 +24,23 @@ def not_a_file(path: str | os.PathLike[str]) -> str:
         The words to put between the file's kind and its path: ``f"Manifest {...}: {path}"``.
     """
     return "is a folder, not a file" if Path(path).is_dir() else "not found"
+
+
+def not_a_folder(path: str | os.PathLike[str]) -> str:
+    """``"is a file, not a folder"`` for a file (or other non-folder), else ``"not found"``.
+
+    The counterpart of :func:`not_a_file` for an input that must be a folder (a feature
+    store's root): a mistyped root read as a folder with nothing in it, whose refusal sent
+    users to rebuild what was there all along.
+
+    Parameters
+    ----------
+    path : path-like
+        The input that is not a folder.
+
+    Returns
+    -------
+    str
+        The words to put between the folder's kind and its path: ``f"Feature store {...}: {path}"``.
+    """
+    return "is a file, not a folder" if os.path.lexists(path) else "not found"

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from lcm.catalogue import Catalogue, Variable
 from lcm.docstrings import fill_doc
 from lcm.exceptions import InputDataError
+from lcm.io.file_kind import not_a_folder
 from lcm.io.paths import connectome_path, variables_path
 from lcm.io.store_columns import COUNT_COLUMNS, COUNT_DTYPE
 from lcm.store.cohort import Cohort, StreamedCohort
@@ -735,6 +736,14 @@ def read_run_variables(
 
 
 def _partition(store: str | Path, atlas: str, dataset: str) -> Path:
+    # A mistyped --store read as a store without the dataset ("run lcm store"), sending
+    # users to rebuild a store that exists elsewhere: the root itself is named first.
+    if not Path(store).is_dir():
+        raise InputDataError(
+            f"Feature store {not_a_folder(store)}: {store}",
+            hint="Check the --store path (the folder `lcm store` wrote), or run `lcm store` "
+            "first to build it.",
+        )
     recover(store, dataset)  # a killed writer's commit, finished before reading
     path = connectome_path(store, atlas, dataset)
     if not path.is_file():

@@ -20,6 +20,7 @@ from helpers.connectome import (
 
 from lcm.bids.ingest import ingest, ingest_dataset
 from lcm.bids.manifest import MANIFEST_COLUMNS, read_manifest
+from lcm.cli import main
 from lcm.commands import ingest as ingest_cmd
 from lcm.exceptions import BIDSError, InputDataError
 
@@ -223,3 +224,39 @@ def test_a_truncated_manifest_says_how_to_make_it_again(tmp_path: Path) -> None:
     assert "delete it and rerun the workflow, whose ingest job writes it again" in (
         info.value.hint or ""
     )
+
+
+def test_a_manifest_folder_is_answered_with_the_manifest_inside_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--manifest results/ingest/ds`` (the manifest's folder) was hinted "Create it with
+    'lcm ingest'" while the manifest sat inside it; the hint now names that file."""
+    root = make_raw_bids(tmp_path / "raw", subjects=("01",))
+    folder = tmp_path / "ingest" / "ds"
+    ingest("ds", "bids", root, folder / "manifest.parquet", validate=False)
+    with pytest.raises(InputDataError) as caught:
+        read_manifest(folder)
+    assert caught.value.message == f"Manifest is a folder, not a file: {folder}"
+    assert caught.value.hint == f"Pass the manifest inside it: {folder / 'manifest.parquet'}"
+    assert "lcm ingest" not in caught.value.hint
+    assert len(read_manifest(caught.value.hint.rsplit(": ", 1)[1])) == 1  # the fix works
+    # The same through a verb's --manifest.
+    argv = ["connectome", "timeseries", "--dataset", "ds", "--manifest", str(folder)]
+    argv += ["--atlas", "aal116", "--out-dir", str(tmp_path / "conn")]
+    capsys.readouterr()
+    assert main([*argv, "--qc-table", str(tmp_path / "qc.tsv")]) == InputDataError.exit_code
+    assert f"hint: Pass the manifest inside it: {folder / 'manifest.parquet'}" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_folder_without_a_manifest_is_hinted_to_ingest(tmp_path: Path) -> None:
+    """A folder holding no manifest: pass the file, or write it with lcm ingest."""
+    with pytest.raises(InputDataError) as caught:
+        read_manifest(tmp_path)
+    assert caught.value.message == f"Manifest is a folder, not a file: {tmp_path}"
+    assert f"{tmp_path} holds no manifest.parquet" in caught.value.hint
+    assert "lcm ingest ... --out" in caught.value.hint
+    with pytest.raises(InputDataError) as missing:
+        read_manifest(tmp_path / "absent.parquet")
+    assert missing.value.hint == "Create it with 'lcm ingest ... --out'."

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import verb_parsers
+from helpers.connectome import make_raw_bids
 
 from lcm.cli import main
 from lcm.commands._path_text import path_text
-from lcm.exceptions import ConfigError
+from lcm.exceptions import OutputOwnershipError
 
 pytestmark = pytest.mark.hostile
 
@@ -105,9 +106,33 @@ def test_an_out_dir_that_is_a_file_is_refused_before_any_run(
     argv += ["--atlas", "aal116", "--out-dir", str(blocker / "conn")]
     argv += ["--qc-out" if sub == "run" else "--qc-table", str(qc)]
     capsys.readouterr()
-    assert main(argv) == ConfigError.exit_code
+    # The exit code of the same refusal by lcm ingest and lcm fmriprep (their --out under a
+    # file): 6, an output LCM will not write; it was 2 here.
+    assert main(argv) == OutputOwnershipError.exit_code == 6
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"{blocker} is a file, not a folder; nothing was computed" in err, err
     assert blocker.read_text() == "a user's file\n"
     assert not qc.parent.exists()
+
+
+def test_an_output_under_a_file_exits_as_in_ingest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One condition, one exit code: ``lcm connectome``'s output under a file exited 2 where
+    ``lcm ingest``'s exited 6 (an output LCM will not write)."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("a user's file\n")
+    bids = make_raw_bids(tmp_path / "bids", subjects=("01",))
+    ingest = ["ingest", "--dataset", "ds", "--entry", "bids", "--path", str(bids)]
+    ingest += ["--no-validate", "--out", str(blocker / "m.parquet")]
+    connectome = ["connectome", "timeseries", "--dataset", "ds", "--manifest"]
+    connectome += [str(tmp_path / "m.parquet"), "--atlas", "aal116"]
+    connectome += ["--out-dir", str(blocker / "conn"), "--qc-table", str(tmp_path / "qc.tsv")]
+    codes = {}
+    for verb, argv in (("ingest", ingest), ("connectome", connectome)):
+        capsys.readouterr()
+        codes[verb] = main(argv)
+        assert str(blocker) in capsys.readouterr().err
+    assert codes == {"ingest": 6, "connectome": 6}
+    assert blocker.read_text() == "a user's file\n"

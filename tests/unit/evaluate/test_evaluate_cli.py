@@ -13,7 +13,7 @@ import yaml
 from lcm.catalogue import load_catalogue
 from lcm.commands import evaluate as evaluate_cmd
 from lcm.evaluate.metrics import METRIC_COLUMNS, PREDICTION_COLUMNS
-from lcm.exceptions import ConfigError, InputDataError
+from lcm.exceptions import ConfigError, InputDataError, OutputOwnershipError
 from lcm.store.writer import write_connectomes, write_variables
 
 N_ROIS = 7  # distinct from the subject and time-point counts
@@ -352,7 +352,9 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_fits(store, tmp_
     out = tmp_path / "m.parquet"
     (tmp_path / "notadir").write_text("")
     args = _parse(_argv(store, out, tmp_path / "notadir" / "p.parquet"))
-    with pytest.raises(ConfigError, match=r"notadir is a file, not a folder; nothing was computed"):
+    with pytest.raises(
+        OutputOwnershipError, match=r"notadir is a file, not a folder; nothing was computed"
+    ):
         args.func(args)
     assert not out.exists()
 

@@ -17,7 +17,7 @@ from lcm.bids.manifest import read_manifest
 from lcm.catalogue import load_catalogue
 from lcm.config import read_yaml_mapping
 from lcm.exceptions import LCMError
-from lcm.io.file_kind import not_a_file
+from lcm.io.file_kind import not_a_file, not_a_folder
 from lcm.store.phenotype import read_table
 
 READERS: dict[str, tuple[Callable[[Path, Path], object], str]] = {
@@ -57,3 +57,9 @@ def test_a_missing_file_is_still_not_found(reader: str, tmp_path: Path, labels: 
 def test_not_a_file_says_which(tmp_path: Path) -> None:
     assert not_a_file(tmp_path) == "is a folder, not a file"
     assert not_a_file(tmp_path / "absent") == "not found"
+
+
+def test_not_a_folder_says_which(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    assert not_a_folder(tmp_path / "afile") == "is a file, not a folder"
+    assert not_a_folder(tmp_path / "absent") == "not found"

@@ -461,12 +461,14 @@ def test_the_tables_and_the_page_are_kept_only_together(
     page, with no record; and a file where the page's folder goes was found only after every
     table was computed and written."""
     import lcm.commands.report as report_verb
-    from lcm.exceptions import ConfigError
+    from lcm.exceptions import OutputOwnershipError
 
     in_the_way = tmp_path / "blocked"
     (in_the_way / "report").parent.mkdir(parents=True)
     (in_the_way / "report").write_text("a user's file")
-    with pytest.raises(ConfigError, match=r"index.html cannot be written: .*report is a file"):
+    with pytest.raises(
+        OutputOwnershipError, match=r"index.html cannot be written: .*report is a file"
+    ):
         run_report(inputs, in_the_way)
     assert sorted(p.name for p in in_the_way.iterdir()) == ["report"]
 

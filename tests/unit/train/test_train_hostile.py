@@ -570,7 +570,7 @@ def test_embed_writes_both_tables_or_neither(store, pretrained, tmp_path, capfd,
     blocked.write_text("")
     argv = ["embed", *_checkpoint_and_store(store, pretrained), "--datasets", "beta"]
     argv += ["--out", str(emb)]
-    assert main([*argv, "--attention-out", str(blocked / "a.parquet")]) == 2
+    assert main([*argv, "--attention-out", str(blocked / "a.parquet")]) == 6  # as ingest's
     assert "afile is a file, not a folder; nothing was computed" in _lines(capfd, "ERROR")[0]
     assert not emb.exists()
     _attention_table_fills_the_disk(monkeypatch)
