@@ -24,6 +24,24 @@ from lcm.exceptions import ConfigError, OutputOwnershipError
 from lcm.io.provenance import check_recordable, sha256_file, write_sidecar
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` if it exists, else its nearest existing parent: a folder, or the file that
+    blocks making ``path`` (a file on its way).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A folder to make, or to write in.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_output_folders(outputs: Iterable[str | Path | None]) -> None:
     """Refuse, before any work, an output whose folder cannot be made (a file on its path).
 
@@ -36,15 +54,13 @@ def check_output_folders(outputs: Iterable[str | Path | None]) -> None:
     ------
     OutputOwnershipError
         Naming the output and the file in the way: the exit code of the same refusal by
-        :func:`lcm.io.atomic.atomic_path` (``lcm ingest``'s and ``lcm fmriprep``'s ``--out``),
-        which a verb checking first gave as a configuration error (2, not 6).
+        :func:`lcm.io.atomic.atomic_path`, which a verb checking first gave as a configuration
+        error (2, not 6); ``lcm run``'s OUTPUT_DIR under a file is refused with it too.
     ConfigError
         Naming the output and the folder this user cannot write in.
     """
     for out in filter(None, outputs):
-        folder = Path(out).parent
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
+        folder = nearest_existing(Path(out).parent)
         if not folder.is_dir():
             raise OutputOwnershipError(
                 f"Output {out} cannot be written: {folder} is a file, not a folder; nothing "

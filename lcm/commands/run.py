@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from lcm.catalogue import RUN_MARK
+from lcm.commands._outputs import nearest_existing
 from lcm.commands._path_text import path_text
 from lcm.commands._run_catalogue import catalogue_with
 from lcm.commands._run_config import (
@@ -70,7 +71,7 @@ from lcm.connectome.config_check import check_config as check_connectome_config
 from lcm.docstrings import fill_doc
 from lcm.entries import entry_type
 from lcm.evaluate.config_schema import validate_config
-from lcm.exceptions import ConfigError, ExternalToolError
+from lcm.exceptions import ConfigError, ExternalToolError, OutputOwnershipError
 from lcm.io.atomic import write_text
 from lcm.io.ownership import RESULTS_OWNER, claim_results
 from lcm.io.paths import RESULTS_ENTRIES
@@ -220,12 +221,7 @@ def run(args: argparse.Namespace) -> int:
             hint="Snakemake is in the workflow (and dev) extras of lcm.",
         )
     out = Path(args.output_dir).resolve()
-    if out.exists() and not out.is_dir():
-        # Said so, not as the lock's "cannot write in ... (File exists)".
-        raise ConfigError(
-            f"OUTPUT_DIR {args.output_dir} ({out}) is a file, not a folder.",
-            hint="Give a folder (lcm run makes it if it does not exist), or move that file.",
-        )
+    _check_not_under_a_file(args.output_dir, out)
     cmd = snakemake_command(args, out / "config.yaml", out)  # checks the profile, first
     # Where OUTPUT_DIR is, before its lock file is written there (build_config checks again,
     # each path with its own error where it is no folder).
@@ -256,6 +252,23 @@ def run(args: argparse.Namespace) -> int:
         log.info("running: %s", shlex.join(cmd))
         _absolute_templateflow_home(Path.cwd())  # Snakemake and its jobs inherit it
         return subprocess.run(cmd, check=False).returncode
+
+
+def _check_not_under_a_file(given: str, out: Path) -> None:
+    """Refuse an OUTPUT_DIR that is a file, or whose folder a file on its path blocks.
+
+    Said so, not as the lock's "cannot write in ... (File exists)"; and with the exit code
+    (6, :class:`lcm.exceptions.OutputOwnershipError`) of every other verb's output under a
+    file (:func:`lcm.commands._outputs.check_output_folders`), not a configuration error (2).
+    """
+    blocker = nearest_existing(out)
+    if blocker.is_dir():
+        return
+    where = "is a file" if blocker == out else f"cannot be made: {blocker} is a file"
+    raise OutputOwnershipError(
+        f"OUTPUT_DIR {given} ({out}) {where}, not a folder; nothing was written.",
+        hint=f"Give a folder (lcm run makes it if it does not exist), or move {blocker} away.",
+    )
 
 
 def _absolute_templateflow_home(cwd: Path) -> None:

@@ -26,7 +26,7 @@ from lcm.catalogue import load_catalogue
 from lcm.cli import build_parser, main
 from lcm.commands import run as run_cmd
 from lcm.commands._run_output_dir import output_dir_held
-from lcm.exceptions import ConfigError, InputDataError, OutputBusyError
+from lcm.exceptions import ConfigError, InputDataError, OutputBusyError, OutputOwnershipError
 from lcm.io import paths
 from lcm.io.lock import LOCK_NAME, exclusive_lock
 from lcm.store.phenotype import read_phenotype
@@ -748,16 +748,23 @@ def _no_snakemake(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 def test_an_output_dir_that_is_a_file_is_said_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    """It was "cannot write in .../afile (File exists)", from the lock, with a permissions hint."""
+    """It was "cannot write in .../afile (File exists)", from the lock, with a permissions hint;
+    then a configuration error (2), where every other verb's output under a file exits 6."""
     bids = _study(tmp_path)
     ran = _no_snakemake(monkeypatch)
-    (tmp_path / "afile").write_text("mine\n")
-    argv = ["run", str(bids), str(tmp_path / "afile"), "participant", "--derivatives"]
-    assert main([*argv, str(bids / "derivatives" / "fmriprep")]) == ConfigError.exit_code
-    assert f"OUTPUT_DIR {tmp_path / 'afile'} ({tmp_path / 'afile'}) is a file, not a folder" in (
-        capsys.readouterr().err
-    )
-    assert not ran and (tmp_path / "afile").read_text() == "mine\n"
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    argv = ["run", str(bids), "OUT", "participant", "--derivatives"]
+    argv += [str(bids / "derivatives" / "fmriprep")]
+    assert main([a.replace("OUT", str(afile)) for a in argv]) == OutputOwnershipError.exit_code
+    assert f"OUTPUT_DIR {afile} ({afile}) is a file, not a folder" in capsys.readouterr().err
+    # A file on the way to OUTPUT_DIR: the same refusal, naming the file in the way.
+    below = afile / "results"
+    assert main([a.replace("OUT", str(below)) for a in argv]) == OutputOwnershipError.exit_code
+    err = capsys.readouterr().err
+    assert f"OUTPUT_DIR {below} ({below}) cannot be made: {afile} is a file" in err
+    assert f"move {afile} away" in err
+    assert not ran and afile.read_text() == "mine\n"
 
 
 def test_a_second_lcm_run_into_one_output_dir_is_refused_before_it_writes(
