@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from lcm.commands._outputs import check_output_folders
 from lcm.commands._path_text import path_text
 from lcm.docstrings import fill_doc
 from lcm.exceptions import ConfigError
@@ -263,6 +264,9 @@ def run(args: argparse.Namespace) -> int:
             "lcm fmriprep needs --subject (or --settings-only).",
             hint="Pass the subject's label without sub-, e.g. --subject 01.",
         )
+    # The record's folder before fMRIPrep runs (hours): a file on its path was said only at
+    # the write, once the subject's derivatives were made.
+    check_output_folders([args.out])
 
     req = FmriprepRequest(
         dataset=args.dataset,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from lcm.bids.dataset import setting_names
 from lcm.commands._atlas import add_atlas_arguments
+from lcm.commands._outputs import check_output_folders
 from lcm.commands._path_text import path_text
 from lcm.docstrings import fill_doc
 from lcm.entries import entry_type, names
@@ -181,6 +182,9 @@ def run(args: argparse.Namespace) -> int:
     from lcm.bids.ingest import ingest
     from lcm.bids.selection import Selection
 
+    # The manifest's folder before the dataset is indexed (minutes on a large one): a file on
+    # its path was said only at the write, after the cache beside it warned it unreadable.
+    check_output_folders([args.out])
     # A workflow rule (lcm --rule) builds the options from its user's config: named by its keys.
     names = None if getattr(args, "rule", None) else OPTION_NAMES
     keys = setting_names(args.dataset, names)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import verb_parsers
-from helpers.connectome import make_raw_bids
+from helpers.connectome import SPACE, make_fmriprep_run, make_raw_bids
 
 from lcm.cli import main
 from lcm.commands._path_text import path_text
@@ -135,4 +135,33 @@ def test_an_output_under_a_file_exits_as_in_ingest(
         codes[verb] = main(argv)
         assert str(blocker) in capsys.readouterr().err
     assert codes == {"ingest": 6, "connectome": 6}
+    assert blocker.read_text() == "a user's file\n"
+
+
+@pytest.mark.parametrize("verb", ["ingest", "fmriprep"])
+def test_an_out_under_a_file_is_refused_before_any_work(
+    verb: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lcm ingest`` indexed the whole dataset (its cache beside the manifest warned as
+    unreadable, "Not a directory") and ``lcm fmriprep`` ran (or checked) the subject's
+    fMRIPrep before the write refused ``--out``, without a hint; now refused first, as the
+    connectome verbs refuse theirs."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("a user's file\n")
+    bids = make_raw_bids(tmp_path / "bids", subjects=("01",))
+    if verb == "ingest":
+        argv = ["ingest", "--dataset", "ds", "--entry", "bids", "--path", str(bids)]
+        argv += ["--no-validate", "--out", str(blocker / "m.parquet")]
+    else:
+        make_fmriprep_run(tmp_path / "deriv", "sub-01_task-rest_run-1", n_vol=40)
+        argv = ["fmriprep", "--dataset", "ds", "--bids", str(bids), "--subject", "01"]
+        argv += ["--runner", "existing", "--output-space", SPACE]
+        argv += ["--derivatives", str(tmp_path / "deriv"), "--out", str(blocker / "rec.json")]
+    capsys.readouterr()
+    assert main(["-v", *argv]) == OutputOwnershipError.exit_code
+    err = capsys.readouterr().err
+    assert f"{blocker} is a file, not a folder; nothing was computed" in err, err
+    assert f"hint: Give another output path, or move {blocker} away." in err, err
+    # Nothing before the refusal: no cache read, no run indexed nor checked.
+    assert "WARNING" not in err and "INFO" not in err, err
     assert blocker.read_text() == "a user's file\n"
