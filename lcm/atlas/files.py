@@ -70,7 +70,8 @@ def labels_only_atlas(
     ------
     AtlasError
         Missing or unreadable file, no names, repeated names or indices, non-numeric
-        coordinates; a FreeSurfer colour table (:func:`_refuse_lookup_alone`).
+        coordinates; a FreeSurfer colour table (:func:`_refuse_lookup_alone`); one region
+        alone (:func:`_refuse_one_region`).
     """
     path = Path(labels)
     if not path.is_file():
@@ -82,10 +83,29 @@ def labels_only_atlas(
     if LOOKUP in cells.columns:
         _refuse_lookup_alone(name, path, len(cells), names)
     table = _named_columns(cells, header, path)
+    if len(table) < 2:
+        _refuse_one_region(name, path, str(table["name"].iloc[0]), names)
     if "index" not in table.columns:
         table.insert(0, "index", np.arange(1, len(table) + 1))  # the file's order
     files = (str(path.resolve()),)
     return Atlas(name=name, img=None, labels=table, space=NO_SPACE, files=files)
+
+
+def _refuse_one_region(name: str, path: Path, region: str, names: Mapping[str, str] | None) -> None:
+    """Refuse a labels table alone that names one region.
+
+    One name per line is a labels table, so any one-line text file (a note, a path, a file
+    given for another option) was an atlas of one region named by that line: ``lcm report
+    --attention`` then drew nothing and said only that the ROIs were not the atlas's. A
+    connectome is the correlations between regions: one region gives none.
+    """
+    keys = setting_names(names)
+    raise AtlasError(
+        f"Atlas {name!r}: labels file {path} names one region ({region[:60]!r}): a connectome "
+        "is the correlations between regions, so an atlas has two or more.",
+        hint=f"Check {keys['labels']}: it is the atlas's labels table, one row per region "
+        "(<index><TAB><name>, a header naming a 'name' column, or one name per line).",
+    )
 
 
 def _refuse_lookup_alone(

@@ -20,6 +20,7 @@ import pandas as pd
 
 from lcm.exceptions import InputDataError
 from lcm.io.derivatives import list_cell
+from lcm.io.tsv_complete import check_complete
 
 # The columns other stages read, by name.
 DATASET = "dataset"
@@ -170,7 +171,12 @@ def read_qc_table(
             hint="Pass the connectome stage's QC table (UTF-8 TSV); rerun that stage if damaged.",
         ) from None
     check_qc_columns(qc, list(dict.fromkeys((*QC_REQUIRED, *required))), f"QC table {path}")
-    _check_complete(Path(path), qc.shape[1])
+    # The connectome stage writes every field and a final newline: a table cut short since
+    # left its last run with a relmat path cut short (refused as a missing matrix, the table
+    # unnamed) or with fields pandas filled as empty cells.
+    check_complete(
+        path, "QC table", "the connectome stage for this dataset and atlas (lcm connectome)"
+    )
     if typed:
         return qc
     table = Path(path)
@@ -183,34 +189,6 @@ def read_qc_table(
                 for v in qc[column]
             ]
     return qc
-
-
-def _check_complete(path: Path, n_columns: int) -> None:
-    """Refuse a table cut short: no final newline, or a row with fewer fields than its header.
-
-    The connectome stage writes every field of every row and a final newline. A copy or a full
-    disk that cut the table mid-row left its last run with a truncated relmat path (refused as
-    a missing matrix, the table unnamed) or with fields pandas filled as empty cells.
-    """
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        if fh.tell():
-            fh.seek(-1, os.SEEK_END)
-            cut = fh.read(1) != b"\n"
-        else:
-            cut = False
-        fh.seek(0)
-        lines = fh.read().decode("utf-8", errors="replace").splitlines()
-    short = [i for i, line in enumerate(lines[1:], 2) if line and line.count("\t") + 1 < n_columns]
-    if cut or short:
-        where = f"line {short[0]} has fewer fields than its header" if short else "no final newline"
-        raise InputDataError(
-            f"QC table {path} is cut short ({where}): it was truncated (a full disk or an "
-            "interrupted copy).",
-            hint="Rerun the connectome stage for this dataset and atlas (lcm connectome), which "
-            "writes the table again; or copy it again from where it was written (a table you "
-            "edited by hand: end its last row with a newline).",
-        )
 
 
 def found_path(item: str, recorded_in: str | Path) -> str:

@@ -36,6 +36,7 @@ from lcm.io.qc_table import (
     SUBJECT,
     read_qc_table,
 )
+from lcm.io.tsv_complete import check_complete
 
 HISTORY_REQUIRED = ("epoch", "loss_total")
 BEI_COLUMNS = ("variable", "kind", "metric", "model", "baseline")
@@ -102,9 +103,11 @@ def read_tsv(
     path: str | os.PathLike[str],
     required: Sequence[str],
     what: str,
+    writer: str,
     text: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Read a TSV (``n/a`` = missing) and check it has the ``required`` columns.
+    """Read a TSV LCM wrote (``n/a`` = missing), check it is whole and has the ``required``
+    columns.
 
     Columns named in ``text`` stay text (labels such as subject ``0050002`` or ``01``).
 
@@ -116,6 +119,8 @@ def read_tsv(
         Columns it must have (others are kept).
     what : str
         What the table is, for messages (``pretraining history``).
+    writer : str
+        The verb(s) that write it, for the hint of a table cut short (``lcm pretrain``).
     text : sequence of str
         Columns read as text.
 
@@ -127,8 +132,9 @@ def read_tsv(
     Raises
     ------
     InputDataError
-        When the file cannot be read as a TSV, or lacks a required column; the message
-        names the file.
+        When the file cannot be read as a TSV, was cut short (no final newline, a row
+        shorter than the header: :func:`lcm.io.tsv_complete.check_complete`), or lacks a
+        required column; the message names the file.
     """
     try:
         frame = pd.read_csv(
@@ -147,6 +153,9 @@ def read_tsv(
             f"got {list(frame.columns)}.",
             hint=f"Pass the {what} table written by the workflow.",
         )
+    # Read as a shorter table, a history cut mid-row showed a training curve cut short as
+    # the whole run.
+    check_complete(path, f"{what} table", writer)
     return frame
 
 
@@ -166,9 +175,11 @@ def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
     Raises
     ------
     InputDataError
-        When the file cannot be read as a TSV, or lacks a required column.
+        When the file cannot be read as a TSV, was cut short, or lacks a required column.
     """
-    return read_tsv(path, HISTORY_REQUIRED, "pretraining history").sort_values("epoch")
+    return read_tsv(
+        path, HISTORY_REQUIRED, "pretraining history", "lcm pretrain (or lcm finetune)"
+    ).sort_values("epoch")
 
 
 def read_bei_eval(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -182,9 +193,9 @@ def read_bei_eval(path: str | os.PathLike[str]) -> pd.DataFrame:
     Raises
     ------
     InputDataError
-        When the file cannot be read as a TSV, or lacks a required column.
+        When the file cannot be read as a TSV, was cut short, or lacks a required column.
     """
-    return read_tsv(path, BEI_COLUMNS, "BEI held-out evaluation")
+    return read_tsv(path, BEI_COLUMNS, "BEI held-out evaluation", "lcm pretrain")
 
 
 def read_qc(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:

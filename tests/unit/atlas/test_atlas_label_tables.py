@@ -132,3 +132,20 @@ def test_a_label_list_of_another_count_is_refused_with_the_form(tmp_path: Path) 
     (tmp_path / "atlas.tsv").write_text("Background\nA\nB\n")
     with pytest.raises(AtlasError, match=r"list of 2 names without indices.*holds 3 labels"):
         load_atlas("mine", label_image(tmp_path, LABELS), str(tmp_path / "atlas.tsv"))
+
+
+@pytest.mark.parametrize(
+    ("text", "more"),
+    [("hello, I am text\n", "Z\n"), ("index\tname\n1\tA\n", "2\tZ\n"), ("Background\nA\n", "Z\n")],
+)
+def test_a_labels_file_alone_naming_one_region_is_refused(
+    tmp_path: Path, text: str, more: str
+) -> None:
+    """One name per line is a labels table, so a one-line text file given by mistake was an
+    atlas of one region named by its line; a connectome needs two regions or more."""
+    (tmp_path / "notes.txt").write_text(text)
+    with pytest.raises(AtlasError, match=r"notes\.txt names one region \('(hello|A)") as e:
+        load_atlas("mine", labels=str(tmp_path / "notes.txt"))
+    assert "one row per region" in e.value.hint
+    (tmp_path / "notes.txt").write_text(text + more)  # two regions: an atlas
+    assert load_atlas("mine", labels=str(tmp_path / "notes.txt")).n_rois == 2

@@ -11,6 +11,7 @@ from lcm.connectome import qc as writer
 from lcm.evaluate.motion import QC_NEEDED, subject_mean_fd
 from lcm.exceptions import InputDataError
 from lcm.io import qc_table
+from lcm.io.atomic import write_tsv
 from lcm.io.store_columns import STORE_QC_COLUMNS
 from lcm.report.tables import qc_counts, read_qc
 
@@ -80,3 +81,18 @@ def test_a_table_cut_short_is_refused_naming_it(tmp_path: Path, cut: str, typed:
     ) as e:
         qc_table.read_qc_table(path, typed=typed)
     assert "Rerun the connectome stage" in e.value.hint
+
+
+def test_a_whole_table_with_a_reason_over_two_lines_is_read(tmp_path: Path) -> None:
+    """A reason holding a newline and a tab (an error's text) is a quoted cell of a whole
+    table: the check of a table cut short counted its lines as short rows and refused it."""
+    path = tmp_path / "seg-x_qc.tsv"
+    reason = "cannot read the run:\nline two\tafter a tab"
+    records = [
+        writer.new_qc("d", subject="01", run_key="sub-01_run-1", included=False, reason=reason),
+        writer.new_qc("d", subject="02", run_key="sub-02_run-1", included=True, mean_fd=0.1),
+    ]
+    write_tsv(path, writer.qc_frame(records))
+    for typed in (False, True):
+        read = qc_table.read_qc_table(path, typed=typed)
+        assert read[qc_table.REASON].tolist()[0] == reason and len(read) == 2

@@ -15,7 +15,7 @@ import pytest
 from helpers.report import run_report
 
 from lcm.atlas import NO_SPACE, Atlas, atlas_files, labels_only_atlas, load_atlas
-from lcm.exceptions import InputDataError
+from lcm.exceptions import AtlasError, InputDataError
 from lcm.io.provenance import provenance_path
 from lcm.model.export_tables import read_attention_table
 from lcm.report.attention import attention_brain_figure, attention_section
@@ -136,6 +136,20 @@ def test_report_is_written_with_an_atlas_given_by_labels_alone(inputs, tmp_path,
     page = run_report(inputs, tmp_path / "report", extra)["html"].read_text()
     assert 'id="attention"' in page and "has no ROI coordinates" in page
     assert "Top ROIs of autism=autism" in page and 'id="qc"' in page
+
+
+@pytest.mark.slow
+def test_report_refuses_a_one_line_text_file_as_the_atlas_labels(inputs, tmp_path, labels_only):
+    """A text file that is not a labels table was read as one name per line: an atlas of one
+    region, the maps dropped with only "not regions of atlas mine" said on the page."""
+    path = tmp_path / "task-autism_attention.parquet"
+    _attention_table(path, labels_only.roi_names)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello, I am text\n")
+    extra = ["--attention", str(path), "--atlas", "mine", "--atlas-labels", str(notes)]
+    with pytest.raises(AtlasError, match=r"notes\.txt names one region \('hello, I am text'\)"):
+        run_report(inputs, tmp_path / "report", extra)
+    assert not (tmp_path / "report" / "report" / "index.html").exists()
 
 
 def test_a_probe_on_an_atlas_without_coordinates_keeps_its_coefficients(tmp_path, labels_only):
