@@ -149,8 +149,16 @@ def test_without_a_store_only_the_ceiling(inputs, tmp_path):
 
 
 def test_a_store_without_the_cohort_is_named_not_a_failure(inputs, tmp_path):
-    page = _report(inputs, tmp_path, "--store", str(tmp_path / "empty store"))
+    store = tmp_path / "empty store"
+    store.mkdir()
+    page = _report(inputs, tmp_path, "--store", str(store))
     assert len(re.findall(r"from the true connectivity matrices", page)) == 1
     assert "On the pipeline's own connectomes: not computed: Feature store has no connectomes" in (
         page
     )
+
+
+def test_a_store_that_is_not_there_is_named_not_a_failure(inputs, tmp_path):
+    page = _report(inputs, tmp_path, "--store", str(tmp_path / "no store"))
+    assert len(re.findall(r"from the true connectivity matrices", page)) == 1
+    assert "On the pipeline's own connectomes: not computed: Feature store not found" in page
